@@ -1,0 +1,1 @@
+//! `export`: filled by its issue (see DESIGN.md section 2).

@@ -1,0 +1,5 @@
+//! `firmware-config` command line (filled by its issue).
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("`firmware-config` is not implemented yet")
+}

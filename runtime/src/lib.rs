@@ -1,0 +1,1 @@
+//! `fashion-runtime`: filled by its issue (see DESIGN.md section 9).

@@ -1,0 +1,1 @@
+//! `trainer`: filled by its issue (see DESIGN.md section 2).

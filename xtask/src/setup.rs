@@ -1,0 +1,157 @@
+//! `cargo xtask setup`: everything builds and tests need, each step skipped
+//! when it is already done.
+
+use crate::env;
+use anyhow::{Context, Result};
+use std::process::Command;
+
+/// The PyTorch version that `tch = "=0.24.0"` links against.
+pub const TORCH_VERSION: &str = "2.11.0";
+
+/// Python packages in `.venv` besides torch (benchmark peers and checkers).
+const PIP_EXTRAS: &[&str] = &["numpy", "onnx", "onnxruntime", "safetensors"];
+
+/// Debian packages the tests need: ARM linkers and emulators, the MQTT
+/// broker, an SSH server and a headless browser.
+pub const DEBIAN_PACKAGES: &[&str] = &[
+    "gcc-aarch64-linux-gnu",
+    "gcc-arm-linux-gnueabihf",
+    "libc6-dev-arm64-cross",
+    "libc6-dev-armhf-cross",
+    "qemu-user-static",
+    "mosquitto",
+    "openssh-server",
+    "chromium",
+    "libclang-dev",
+];
+
+/// ARM targets the runtime cross-compiles to.
+pub const RUST_TARGETS: &[&str] = &["aarch64-unknown-linux-gnu", "armv7-unknown-linux-gnueabihf"];
+
+/// Arguments of `cargo xtask setup`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Skip the Debian packages (when you installed them another way).
+    #[arg(long)]
+    pub no_apt: bool,
+    /// Skip the Python virtualenv.
+    #[arg(long)]
+    pub no_venv: bool,
+}
+
+/// Run every set-up step.
+pub fn run(args: &Args) -> Result<()> {
+    if !args.no_venv {
+        venv().context("setting up the Python virtualenv (.venv)")?;
+    }
+    rust_targets().context("adding the ARM rustup targets")?;
+    if !args.no_apt {
+        apt().context("installing Debian packages")?;
+    }
+    eprintln!("xtask: set-up complete");
+    Ok(())
+}
+
+fn venv() -> Result<()> {
+    let py = env::venv_python();
+    let check = format!(
+        "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '{TORCH_VERSION}' else 1)"
+    );
+    let torch_ok = py.exists() && env::succeeds(Command::new(&py).args(["-c", &check]));
+    let extras_check = format!("import {}", PIP_EXTRAS.join(", "));
+    let extras_ok = py.exists() && env::succeeds(Command::new(&py).args(["-c", &extras_check]));
+    if torch_ok && extras_ok {
+        eprintln!("xtask: [venv] torch {TORCH_VERSION} and extras present, skipped");
+        return Ok(());
+    }
+    if !py.exists() {
+        env::run(
+            "venv",
+            Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(env::venv()),
+        )?;
+    }
+    let mut pip = Command::new(&py);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+    ]);
+    if !torch_ok {
+        pip.arg(format!("torch=={TORCH_VERSION}"));
+    }
+    pip.args(PIP_EXTRAS);
+    env::run("venv: pip install (torch is about 4.7 GB)", &mut pip)
+}
+
+fn rust_targets() -> Result<()> {
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup (is the Rust toolchain installed with rustup?)")?;
+    let installed = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&str> = RUST_TARGETS
+        .iter()
+        .copied()
+        .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+        .collect();
+    if missing.is_empty() {
+        eprintln!("xtask: [rustup] ARM targets present, skipped");
+        return Ok(());
+    }
+    env::run(
+        "rustup target add",
+        Command::new("rustup")
+            .arg("target")
+            .arg("add")
+            .args(&missing),
+    )
+}
+
+fn apt() -> Result<()> {
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            let out = Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output();
+            !matches!(out, Ok(o) if String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        eprintln!("xtask: [apt] Debian packages present, skipped");
+        return Ok(());
+    }
+    let sudo = !is_root();
+    let apt = |args: &[&str]| {
+        let mut c = if sudo {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        } else {
+            Command::new("apt-get")
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        c
+    };
+    env::run("apt-get update", &mut apt(&["update", "-qq"]))?;
+    let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+    install.args(&missing);
+    env::run(
+        &format!("apt-get install {}", missing.join(" ")),
+        &mut install,
+    )
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
