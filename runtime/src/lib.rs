@@ -1,1 +1,4 @@
-//! `fashion-runtime`: filled by its issue (see DESIGN.md section 9).
+//! `fashion-runtime`: FashionNet on the board (see DESIGN.md sections 8, 9, 11).
+
+pub mod outputs;
+pub mod result;

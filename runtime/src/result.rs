@@ -1,0 +1,1 @@
+//! Per-frame result type and JSON-lines schema (written by the outputs engineer).
