@@ -2,6 +2,7 @@
 //! builds, benches, demo). Each subcommand prints what it does and fails with
 //! a message that says which step broke.
 
+mod demo;
 mod env;
 mod setup;
 mod test;
@@ -23,6 +24,8 @@ enum Command {
     Setup(setup::Args),
     /// Run set-up, then fmt check, clippy -D warnings and every test.
     Test(test::Args),
+    /// Run the main job on the built-in default (the demo).
+    Demo(demo::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Setup(a) => setup::run(&a),
         Command::Test(a) => test::run(&a),
+        Command::Demo(a) => demo::run(&a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
