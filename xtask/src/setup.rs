@@ -136,7 +136,9 @@ fn apt() -> Result<()> {
         } else {
             Command::new("apt-get")
         };
-        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        c.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", "DPkg::Lock::Timeout=600"])
+            .args(args);
         c
     };
     env::run("apt-get update", &mut apt(&["update", "-qq"]))?;
