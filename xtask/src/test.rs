@@ -1,7 +1,7 @@
 //! `cargo xtask test`: set-up, then format check, clippy with `-D warnings`
 //! and every test of every crate (the libtorch ones included).
 
-use crate::{env, setup};
+use crate::{cross, env, setup};
 use anyhow::Result;
 
 /// Arguments of `cargo xtask test`.
@@ -13,6 +13,9 @@ pub struct Args {
     /// Skip fmt and clippy (tests only).
     #[arg(long)]
     pub no_lint: bool,
+    /// Skip the runtime's tests as aarch64 binaries under qemu-aarch64.
+    #[arg(long)]
+    pub no_qemu: bool,
 }
 
 /// Run every check.
@@ -38,6 +41,9 @@ pub fn run(args: &Args) -> Result<()> {
         )?;
     }
     env::run("test", env::cargo().args(["test", "--workspace"]))?;
+    if !args.no_qemu {
+        cross::test_under_qemu()?;
+    }
     eprintln!("xtask: all checks passed");
     Ok(())
 }
