@@ -20,6 +20,7 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "libc6-dev-armhf-cross",
     "qemu-user-static",
     "mosquitto",
+    "mosquitto-clients",
     "openssh-server",
     "chromium",
     "libclang-dev",
