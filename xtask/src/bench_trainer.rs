@@ -1,0 +1,151 @@
+//! `cargo xtask bench trainer`: one training step of the tiny and edge
+//! configs in tch (`trainer bench-step`, release build) against the same
+//! model in PyTorch eager (`bench/fashionnet_reference.py`), same torch, same
+//! threads, same batch; prints both side by side with the ratio and appends
+//! the figures to `BENCHMARKS.md` (section "trainer").
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+
+use crate::env;
+
+/// Options of `cargo xtask bench trainer`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configs to time (comma separated presets).
+    #[arg(long, default_value = "tiny,edge", value_delimiter = ',')]
+    configs: Vec<String>,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Timed steps per config.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Threads for both implementations.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Do not append to BENCHMARKS.md.
+    #[arg(long)]
+    no_record: bool,
+}
+
+/// The cargo target directory in use.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env::root().join("target"))
+}
+
+fn json_line(step: &str, cmd: &mut std::process::Command) -> Result<serde_json::Value> {
+    eprintln!("xtask: [{step}] {cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("step `{step}`: could not start"))?;
+    if !out.status.success() {
+        bail!(
+            "step `{step}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .with_context(|| format!("step `{step}`: no JSON line in its output:\n{text}"))?;
+    serde_json::from_str(line).with_context(|| format!("step `{step}`: bad JSON `{line}`"))
+}
+
+/// Run the benchmark.
+pub fn run(args: &Args) -> Result<()> {
+    env::run(
+        "build trainer (release)",
+        env::cargo().args(["build", "--release", "-p", "trainer", "--bin", "trainer"]),
+    )?;
+    let trainer = target_dir().join("release").join("trainer");
+    let script = env::root().join("bench").join("fashionnet_reference.py");
+    let mut rows = Vec::new();
+    for cfg in &args.configs {
+        let common = [
+            "--config".to_string(),
+            cfg.clone(),
+            "--batch".into(),
+            args.batch.to_string(),
+            "--steps".into(),
+            args.steps.to_string(),
+            "--warmup".into(),
+            args.warmup.to_string(),
+            "--threads".into(),
+            args.threads.to_string(),
+            "--device".into(),
+            "cpu".into(),
+        ];
+        let mut t = env::command(&trainer);
+        t.arg("bench-step").args(&common).env("RUST_LOG", "warn");
+        let tch = json_line(&format!("tch {cfg}"), &mut t)?;
+        let mut p = env::command(env::venv_python());
+        p.arg(&script).args(&common);
+        let py = json_line(&format!("pytorch {cfg}"), &mut p)?;
+        let ms = |v: &serde_json::Value| v["ms_per_step"].as_f64().unwrap_or(f64::NAN);
+        rows.push((cfg.clone(), ms(&tch), ms(&py)));
+    }
+    let machine = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let mut table = format!(
+        "\n### {date}\n\nCommand: `cargo xtask bench trainer --batch {} --steps {} --threads {}`  \nMachine: {machine}, {} threads, CPU, torch 2.11.0 (venv) for both\n\n| config | tch ms/step | PyTorch ms/step | tch / PyTorch |\n|---|---|---|---|\n",
+        args.batch, args.steps, args.threads, args.threads
+    );
+    for (cfg, t, p) in &rows {
+        table.push_str(&format!("| {cfg} | {t:.1} | {p:.1} | {:.3} |\n", t / p));
+    }
+    println!("{table}");
+    if !args.no_record {
+        record(&table)?;
+    }
+    Ok(())
+}
+
+const SECTION: &str = "## trainer: one training step, tch vs PyTorch eager";
+
+/// Append `entry` at the end of the trainer section of BENCHMARKS.md
+/// (creating the file or the section), leaving other sections untouched.
+fn record(entry: &str) -> Result<()> {
+    let path = env::root().join("BENCHMARKS.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let new = match text.find(SECTION) {
+        Some(start) => {
+            let after = start + SECTION.len();
+            let end = text[after..]
+                .find("\n## ")
+                .map(|i| after + i + 1)
+                .unwrap_or(text.len());
+            let mut s = text[..end].trim_end().to_string();
+            s.push('\n');
+            s.push_str(entry);
+            s.push('\n');
+            s.push_str(&text[end..]);
+            s
+        }
+        None => format!("{}\n\n{SECTION}\n{entry}", text.trim_end()),
+    };
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    eprintln!("xtask: appended to {}", path.display());
+    Ok(())
+}
