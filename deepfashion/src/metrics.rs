@@ -152,7 +152,12 @@ pub fn attribute_recall(
         overall: hits.iter().map(|&h| h as f64 / positives as f64).collect(),
         by_group: (0..n_groups)
             .map(|g| {
-                (gpos[g] > 0).then(|| ghits[g].iter().map(|&h| h as f64 / gpos[g] as f64).collect())
+                (gpos[g] > 0).then(|| {
+                    ghits[g]
+                        .iter()
+                        .map(|&h| h as f64 / gpos[g] as f64)
+                        .collect()
+                })
             })
             .collect(),
         positives,
@@ -161,7 +166,11 @@ pub fn attribute_recall(
 }
 
 fn normalized(v: &[f32]) -> Vec<f64> {
-    let n = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let n = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     if n > 0.0 && n.is_finite() {
         v.iter().map(|&x| f64::from(x) / n).collect()
     } else {

@@ -28,7 +28,14 @@ fn json(out: &Output) -> serde_json::Value {
 fn inspect_json_counts() {
     let root = fixtures();
     let r = root.to_str().unwrap();
-    let v = json(&run(&["inspect", "--root", r, "--benchmark", "category-attribute", "--json"]));
+    let v = json(&run(&[
+        "inspect",
+        "--root",
+        r,
+        "--benchmark",
+        "category-attribute",
+        "--json",
+    ]));
     assert_eq!(v["benchmark"], "category-attribute");
     assert_eq!(v["images"], 8);
     assert_eq!(v["splits"]["train"], 3);
@@ -36,7 +43,6 @@ fn inspect_json_counts() {
     assert_eq!(v["categories"]["Blouse"], 3);
     assert_eq!(v["categories"]["Jumpsuit"], 1);
     assert_eq!(v["attributes"]["count"], 6);
-    // texture = attrs 2 and 4: 1+1+1 (img2, img4, img7 for attr 2/4) ...
     // counted by hand from list_attr_img.txt:
     // attr2 (texture) positives: img2, img7 -> 2; attr4 (texture): img4, img7 -> 2
     assert_eq!(v["attributes"]["positives_by_group"]["texture"], 4);
@@ -46,11 +52,18 @@ fn inspect_json_counts() {
     let l = &v["landmarks"];
     assert_eq!(l["absent"], 16);
     assert_eq!(l["truncated"], 2);
-    assert_eq!(l["occluded"], 5);
-    assert_eq!(l["visible"], 64 - 16 - 2 - 5);
+    assert_eq!(l["occluded"], 4);
+    assert_eq!(l["visible"], 64 - 16 - 2 - 4);
     assert!(v.get("items").is_none());
 
-    let v = json(&run(&["inspect", "--root", r, "--benchmark", "inshop", "--json"]));
+    let v = json(&run(&[
+        "inspect",
+        "--root",
+        r,
+        "--benchmark",
+        "inshop",
+        "--json",
+    ]));
     assert_eq!(v["items"], 5);
     assert_eq!(v["splits"]["gallery"], 4);
     assert!(v.get("categories").is_none());
@@ -58,7 +71,10 @@ fn inspect_json_counts() {
     let out = run(&["inspect", "--root", r, "--benchmark", "consumer2shop"]);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("images: 11") && text.contains("items: 4"), "{text}");
+    assert!(
+        text.contains("images: 11") && text.contains("items: 4"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -82,7 +98,17 @@ fn score_json_and_errors() {
     let p = tmp.path().join("p.jsonl");
     std::fs::write(&p, &lines).unwrap();
     let ps = p.to_str().unwrap();
-    let args = ["score", "--root", r, "--benchmark", "category-attribute", "--split", "test", "--predictions", ps];
+    let args = [
+        "score",
+        "--root",
+        r,
+        "--benchmark",
+        "category-attribute",
+        "--split",
+        "test",
+        "--predictions",
+        ps,
+    ];
     let v = json(&run(&[&args[..], &["--json"]].concat()));
     assert_eq!(v["category"]["top1"], 1.0);
     assert_eq!(v["category"]["top5"], 1.0);
@@ -101,7 +127,10 @@ fn score_json_and_errors() {
     let bad = lines.replacen("[0.0,1.0,0.0,0.0,0.0,0.0]", "[0.0,1.0]", 1);
     std::fs::write(&p, bad).unwrap();
     let e = String::from_utf8_lossy(&run(&args).stderr).to_string();
-    assert!(e.contains("line 3") && e.contains("`category` has 2 values, expected 6"), "{e}");
+    assert!(
+        e.contains("line 3") && e.contains("`category` has 2 values, expected 6"),
+        "{e}"
+    );
 
     // not JSON on line 1
     std::fs::write(&p, "{\"image\": 3\n").unwrap();
@@ -112,7 +141,10 @@ fn score_json_and_errors() {
     let two: String = lines.lines().take(2).map(|l| format!("{l}\n")).collect();
     std::fs::write(&p, two).unwrap();
     let e = String::from_utf8_lossy(&run(&args).stderr).to_string();
-    assert!(e.contains("1 images of split `test` have no `category`"), "{e}");
+    assert!(
+        e.contains("1 images of split `test` have no `category`"),
+        "{e}"
+    );
     let v = json(&run(&[&args[..], &["--json", "--partial"]].concat()));
     assert_eq!(v["category"]["images"], 2);
 }
@@ -123,19 +155,35 @@ fn malformed_annotation_exits_nonzero_naming_file_and_line() {
     let dir = tmp.path().join("Fashion Landmark Detection Benchmark");
     for sub in ["Anno", "Eval"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
-        for e in std::fs::read_dir(fixtures().join("Fashion Landmark Detection Benchmark").join(sub)).unwrap() {
+        for e in std::fs::read_dir(
+            fixtures()
+                .join("Fashion Landmark Detection Benchmark")
+                .join(sub),
+        )
+        .unwrap()
+        {
             let e = e.unwrap();
             std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
         }
     }
     let bbox = dir.join("Anno/list_bbox.txt");
-    let text = std::fs::read_to_string(&bbox).unwrap().replace("075 044 181 290", "075 044 1x1 290");
+    let text = std::fs::read_to_string(&bbox)
+        .unwrap()
+        .replace("075 044 181 290", "075 044 1x1 290");
     std::fs::write(&bbox, text).unwrap();
     let r = tmp.path().to_str().unwrap();
     let out = run(&["inspect", "--root", r, "--benchmark", "landmarks"]);
     assert!(!out.status.success());
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("list_bbox.txt:5:") && e.contains("x_2"), "{e}");
-    let v = json(&run(&["inspect", "--root", r, "--benchmark", "landmarks", "--json", "--lenient"]));
+    let v = json(&run(&[
+        "inspect",
+        "--root",
+        r,
+        "--benchmark",
+        "landmarks",
+        "--json",
+        "--lenient",
+    ]));
     assert_eq!(v["skipped_rows"], 1);
 }

@@ -43,8 +43,6 @@ fn random_predictions(ds: &deepfashion::annotations::Dataset, seed: u64) -> Vec<
                     .map(|_| [rng.gen_range(b[0]..b[2]), rng.gen_range(b[1]..b[3])])
                     .collect(),
             );
-            // 2-d embeddings with one of few directions per item make
-            // retrieval neither trivial nor hopeless.
             p.embedding = Some((0..4).map(|_| rng.gen_range(-1.0..1.0)).collect());
             p
         })
@@ -63,7 +61,9 @@ fn compare(want: &Value, got: &Value, path: &str) {
             }
         }
         Value::Array(a) => {
-            let g = got.as_array().unwrap_or_else(|| panic!("{path}: not an array"));
+            let g = got
+                .as_array()
+                .unwrap_or_else(|| panic!("{path}: not an array"));
             assert_eq!(a.len(), g.len(), "{path}");
             for (i, (x, y)) in a.iter().zip(g).enumerate() {
                 compare(x, y, &format!("{path}[{i}]"));
@@ -99,7 +99,7 @@ fn score_matches_numpy_reference() {
     let mut compared = 0;
     for (i, (b, split)) in cases.into_iter().enumerate() {
         let ds = load(&root, b, &LoadOptions::default()).unwrap();
-        for seed in 0..5u64 {
+        for seed in 0..2u64 {
             let preds = random_predictions(&ds, seed * 31 + i as u64);
             let file = tmp.path().join(format!("{b}-{split}-{seed}.jsonl"));
             write_predictions(&file, &preds).unwrap();

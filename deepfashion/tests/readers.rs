@@ -53,7 +53,10 @@ fn coarse_category_attribute() {
     assert_eq!(ds.attributes[5].group, "style");
     assert_eq!(ds.split("test").count(), 3);
     // partition order kept; joined by name although category_img is shuffled
-    assert_eq!(ds.images[0].image, "img/Sheer_Pleated-Front_Blouse/img_00000001.jpg");
+    assert_eq!(
+        ds.images[0].image,
+        "img/Sheer_Pleated-Front_Blouse/img_00000001.jpg"
+    );
     let r = rec(&ds, "img/Boho_Jumpsuit/img_00000007.jpg");
     assert_eq!(r.category, Some(5));
     assert_eq!(r.clothes_type, Some(3));
@@ -75,7 +78,9 @@ fn coarse_category_attribute() {
     assert_eq!(l[5].state, LandmarkState::Absent);
     assert_eq!((l[6].x, l[6].y), (90.0, 158.0));
     // lower body fills 4-7
-    let l = rec(&ds, "img/Classic_Denim_Shorts/img_00000003.jpg").landmarks.unwrap();
+    let l = rec(&ds, "img/Classic_Denim_Shorts/img_00000003.jpg")
+        .landmarks
+        .unwrap();
     assert!(l[..4].iter().all(|x| x.state == LandmarkState::Absent));
     assert_eq!((l[4].x, l[7].y), (70.0, 197.0));
     assert_eq!(ds.labels().attributes.len(), 6);
@@ -115,7 +120,9 @@ fn fine_split_files_are_row_aligned() {
     let l = r.landmarks.unwrap();
     assert_eq!(l[7].state, LandmarkState::Absent);
     assert_eq!((l[6].x, l[6].y), (60.0, 280.0));
-    let l = rec(&ds, "img/Pleated_A-Line_Skirt/img_00000006.jpg").landmarks.unwrap();
+    let l = rec(&ds, "img/Pleated_A-Line_Skirt/img_00000006.jpg")
+        .landmarks
+        .unwrap();
     assert_eq!(l[0].state, LandmarkState::Absent);
     assert_eq!(l[4].state, LandmarkState::Visible);
 }
@@ -127,7 +134,10 @@ fn fine_row_count_mismatch_names_file() {
     std::fs::write(&p, "4\n6\n").unwrap();
     let e = load(&dir, Benchmark::Fine, &LoadOptions::default()).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("test_cate.txt") && msg.contains("2 rows"), "{msg}");
+    assert!(
+        msg.contains("test_cate.txt") && msg.contains("2 rows"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -155,7 +165,11 @@ fn consumer2shop() {
     let ds = strict(Benchmark::Consumer2Shop);
     // 6 consumer + 5 shop images (shop_01 of item 1 is in two pairs)
     assert_eq!(ds.images.len(), 11);
-    let shop = ds.images.iter().filter(|r| r.source == Some(Source::Shop)).count();
+    let shop = ds
+        .images
+        .iter()
+        .filter(|r| r.source == Some(Source::Shop))
+        .count();
     assert_eq!(shop, 5);
     let r = rec(&ds, "img/DRESSES/Dress/id_00000002/comsumer_01.jpg");
     assert_eq!(r.source, Some(Source::Consumer));
@@ -201,21 +215,68 @@ fn corrupt(b: Benchmark, file: &str, line: usize, with: &str) -> (tempfile::Temp
 #[test]
 fn malformed_rows_name_file_and_line_or_are_counted() {
     let cases = [
-        (Benchmark::CategoryAttribute, "Anno/list_bbox.txt", 5, "img/Floral_Print_Dress/img_00000004.jpg 051 062 167"),
-        (Benchmark::CategoryAttribute, "Anno/list_attr_img.txt", 4, "img/Sheer_Pleated-Front_Blouse/img_00000002.jpg -1 1 -1 0 -1 2"),
-        (Benchmark::CategoryAttribute, "Anno/list_landmarks.txt", 6, "img/Floral_Print_Dress/img_00000004.jpg 3 0 1 2"),
-        (Benchmark::CategoryAttribute, "Anno/list_category_img.txt", 3, "img/Boho_Jumpsuit/img_00000007.jpg 51"),
-        (Benchmark::InShop, "Eval/list_eval_partition.txt", 4, "img/x.jpg id_1 holdout"),
-        (Benchmark::Consumer2Shop, "Anno/list_bbox_consumer2shop.txt", 3, "img/CLOTHING/Blouse/id_00000001/comsumer_01.jpg 1 1 030 040 250 280"),
-        (Benchmark::Landmarks, "Anno/list_landmarks.txt", 7, "img/img_00000005.jpg 1 3 0 100 085 nan 160 086"),
+        // (benchmark, file, line, replacement, rows skipped in lenient mode)
+        (
+            Benchmark::CategoryAttribute,
+            "Anno/list_bbox.txt",
+            5,
+            "img/Floral_Print_Dress/img_00000004.jpg 051 062 167",
+            1,
+        ),
+        (
+            Benchmark::CategoryAttribute,
+            "Anno/list_attr_img.txt",
+            4,
+            "img/Sheer_Pleated-Front_Blouse/img_00000002.jpg -1 1 -1 0 -1 2",
+            1,
+        ),
+        (
+            Benchmark::CategoryAttribute,
+            "Anno/list_landmarks.txt",
+            6,
+            "img/Floral_Print_Dress/img_00000004.jpg 3 0 1 2",
+            1,
+        ),
+        (
+            Benchmark::CategoryAttribute,
+            "Anno/list_category_img.txt",
+            3,
+            "img/Boho_Jumpsuit/img_00000007.jpg 51",
+            1,
+        ),
+        (
+            Benchmark::InShop,
+            "Eval/list_eval_partition.txt",
+            4,
+            "img/x.jpg id_1 holdout",
+            3,
+        ),
+        (
+            Benchmark::Consumer2Shop,
+            "Anno/list_bbox_consumer2shop.txt",
+            3,
+            "img/CLOTHING/Blouse/id_00000001/comsumer_01.jpg 1 1 030 040 250 280",
+            1,
+        ),
+        (
+            Benchmark::Landmarks,
+            "Anno/list_landmarks.txt",
+            7,
+            "img/img_00000005.jpg 1 3 0 100 085 nan 160 086",
+            1,
+        ),
     ];
-    for (b, file, line, text) in cases {
+    // A skipped partition row also makes that image's rows in the other
+    // files unjoinable (bbox and landmarks): 3 skipped rows.
+    for (b, file, line, text, skipped) in cases {
         let (_t, dir) = corrupt(b, file, line, text);
-        let e = load(&dir, b, &LoadOptions::default()).unwrap_err().to_string();
+        let e = load(&dir, b, &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
         let want = format!("{file}:{line}:");
         assert!(e.contains(&want), "{b}: `{e}` lacks `{want}`");
         let ds = load(&dir, b, &LoadOptions { lenient: true }).unwrap();
-        assert_eq!(ds.skipped_rows, 1, "{b} {file}");
+        assert_eq!(ds.skipped_rows, skipped, "{b} {file}");
     }
 }
 
@@ -228,11 +289,27 @@ fn missing_header_and_bad_count_are_errors() {
         "img/Sheer_Pleated-Front_Blouse/img_00000001.jpg 072 079 232 273",
     );
     let e = load(&dir, Benchmark::CategoryAttribute, &LoadOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("list_bbox.txt:2: expected the column-name line"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("list_bbox.txt:2: expected the column-name line"),
+        "{e}"
+    );
     let (_t, dir) = corrupt(Benchmark::Landmarks, "Anno/list_bbox.txt", 1, "6");
     let e = load(&dir, Benchmark::Landmarks, &LoadOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("count line says 6 rows, the file has 5"), "{e}");
-    let (_t, dir) = corrupt(Benchmark::Landmarks, "Anno/list_bbox.txt", 3, "img/img_00000009.jpg 1 2 3 4");
+    assert!(
+        e.to_string()
+            .contains("count line says 6 rows, the file has 5"),
+        "{e}"
+    );
+    let (_t, dir) = corrupt(
+        Benchmark::Landmarks,
+        "Anno/list_bbox.txt",
+        3,
+        "img/img_00000009.jpg 1 2 3 4",
+    );
     let e = load(&dir, Benchmark::Landmarks, &LoadOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("not in list_eval_partition.txt"), "{e}");
+    assert!(
+        e.to_string().contains("not in list_eval_partition.txt"),
+        "{e}"
+    );
 }

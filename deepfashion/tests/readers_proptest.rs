@@ -96,17 +96,26 @@ fn garble(src: &Path, dst: &Path, edits: &[(usize, usize, String)]) {
         match li % 3 {
             0 => lines[li % n] = text.clone(),
             1 => lines.insert(li % (n + 1), text.clone()),
-            _ => { lines.remove(li % n); }
+            _ => {
+                lines.remove(li % n);
+            }
         }
         std::fs::write(&f, lines.join("\n")).unwrap();
     }
 }
 
 fn collect(d: &Path, out: &mut Vec<std::path::PathBuf>) {
-    let mut es: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut es: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     es.sort();
     for p in es {
-        if p.is_dir() { collect(&p, out) } else { out.push(p) }
+        if p.is_dir() {
+            collect(&p, out)
+        } else {
+            out.push(p)
+        }
     }
 }
 

@@ -109,7 +109,10 @@ pub(crate) fn required(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     if p.is_file() {
         Ok(p)
     } else {
-        Err(DataError::Layout(format!("missing annotation file {}", p.display())))
+        Err(DataError::Layout(format!(
+            "missing annotation file {}",
+            p.display()
+        )))
     }
 }
 
@@ -125,7 +128,10 @@ pub(crate) fn optional(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 /// `list_category_cloth.txt`: names and garment types 1..3.
-pub(crate) fn read_categories(r: &mut Reader, path: &Path) -> Result<Vec<CategoryLabel>, DataError> {
+pub(crate) fn read_categories(
+    r: &mut Reader,
+    path: &Path,
+) -> Result<Vec<CategoryLabel>, DataError> {
     let mut out = Vec::new();
     r.read(path, Layout::CountHeader, |_, line| {
         let (name, ty) = parse::label_line(line)?;
@@ -166,7 +172,11 @@ pub(crate) fn read_attributes(
 
 /// Landmark rows joined into the records (`list_landmarks*.txt`); also sets
 /// the clothes type where it is still unknown.
-pub(crate) fn read_landmarks(r: &mut Reader, path: &Path, join: &mut Join) -> Result<(), DataError> {
+pub(crate) fn read_landmarks(
+    r: &mut Reader,
+    path: &Path,
+    join: &mut Join,
+) -> Result<(), DataError> {
     let mut seen = Seen::new(join.images.len());
     r.read(path, Layout::CountHeader, |toks, _| {
         let row = parse::landmark_row(toks)?;
@@ -181,7 +191,11 @@ pub(crate) fn read_landmarks(r: &mut Reader, path: &Path, join: &mut Join) -> Re
 }
 
 /// `image x_1 y_1 x_2 y_2` rows joined into the records.
-pub(crate) fn read_plain_bbox(r: &mut Reader, path: &Path, join: &mut Join) -> Result<(), DataError> {
+pub(crate) fn read_plain_bbox(
+    r: &mut Reader,
+    path: &Path,
+    join: &mut Join,
+) -> Result<(), DataError> {
     let mut seen = Seen::new(join.images.len());
     r.read(path, Layout::CountHeader, |toks, _| {
         let (image, bbox) = parse::image_bbox(toks)?;

@@ -1,7 +1,9 @@
 //! Fashion Landmark Detection benchmark: `Anno/list_landmarks.txt` (with
 //! the variation column), `Anno/list_bbox.txt`, `Eval/list_eval_partition.txt`.
 
-use super::join::{check_split, optional, partition_path, read_landmarks, read_plain_bbox, required, Join};
+use super::join::{
+    check_split, optional, partition_path, read_landmarks, read_plain_bbox, required, Join,
+};
 use super::listfile::{Layout, Reader};
 use super::{parse, DataError, Dataset, ImageRecord};
 

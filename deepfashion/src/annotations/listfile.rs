@@ -46,10 +46,12 @@ impl Reader {
         let mut rows = 0usize;
         loop {
             bytes.clear();
-            let n = reader.read_until(b'\n', &mut bytes).map_err(|e| DataError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })?;
+            let n = reader
+                .read_until(b'\n', &mut bytes)
+                .map_err(|e| DataError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })?;
             if n == 0 {
                 break;
             }

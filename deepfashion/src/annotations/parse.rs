@@ -138,10 +138,15 @@ pub fn image_bbox(toks: &[&str]) -> Result<(String, [f32; 4]), String> {
 /// A typed bbox row: `image clothes_type extra x_1 y_1 x_2 y_2`, where
 /// `extra` is the pose type (In-shop) or source type (consumer-to-shop).
 pub fn image_typed_bbox(toks: &[&str]) -> Result<(String, u8, u8, [f32; 4]), String> {
-    expect_len(toks, 7, "image_name clothes_type pose/source_type x_1 y_1 x_2 y_2")?;
+    expect_len(
+        toks,
+        7,
+        "image_name clothes_type pose/source_type x_1 y_1 x_2 y_2",
+    )?;
     let ct = clothes_type(toks[1])?;
     let extra = uint(toks[2], "pose/source type")?;
-    let extra = u8::try_from(extra).map_err(|_| format!("pose/source type {extra} out of range"))?;
+    let extra =
+        u8::try_from(extra).map_err(|_| format!("pose/source type {extra} out of range"))?;
     Ok((toks[0].to_string(), ct, extra, bbox_of(&toks[3..])?))
 }
 

@@ -73,7 +73,11 @@ pub fn summarize(ds: &Dataset) -> Value {
             json!({"visible": lm[0], "occluded": lm[1], "truncated": lm[2], "absent": lm[3]}),
         );
     }
-    let mut items: Vec<&str> = ds.images.iter().filter_map(|r| r.item_id.as_deref()).collect();
+    let mut items: Vec<&str> = ds
+        .images
+        .iter()
+        .filter_map(|r| r.item_id.as_deref())
+        .collect();
     if !items.is_empty() {
         items.sort_unstable();
         items.dedup();

@@ -175,7 +175,11 @@ fn validate(ds: &Dataset, preds: &[Prediction]) -> Result<HashMap<usize, usize>,
     let mut dim: Option<(usize, usize)> = None;
     for (i, p) in preds.iter().enumerate() {
         let Some(&r) = index.get(p.image.as_str()) else {
-            return Err(bad(i, p, format!("unknown image (not in {} annotations)", ds.benchmark)));
+            return Err(bad(
+                i,
+                p,
+                format!("unknown image (not in {} annotations)", ds.benchmark),
+            ));
         };
         if by_image.insert(r, i).is_some() {
             return Err(bad(i, p, "image predicted twice".into()));
@@ -191,7 +195,11 @@ fn validate(ds: &Dataset, preds: &[Prediction]) -> Result<HashMap<usize, usize>,
             if got == want {
                 Ok(())
             } else {
-                Err(bad(i, p, format!("`{name}` has {got} values, expected {want}")))
+                Err(bad(
+                    i,
+                    p,
+                    format!("`{name}` has {got} values, expected {want}"),
+                ))
             }
         };
         if let Some(c) = &p.category {
@@ -402,7 +410,8 @@ pub fn score_with(
                 let gal: Vec<usize> = (0..ds.images.len())
                     .filter(|&r| {
                         let rec = &ds.images[r];
-                        rec.source == Some(Source::Shop) && (rec.split == "val" || rec.split == "test")
+                        rec.source == Some(Source::Shop)
+                            && (rec.split == "val" || rec.split == "test")
                     })
                     .collect();
                 Some((q, gal))

@@ -47,7 +47,11 @@ fn attribute_recall_by_hand() {
         vec![0.5, 0.5, 0.2, 0.1, 0.0],
         vec![0.0; 5],
     ];
-    let t = vec![vec![1, 0, 1, -1, 1], vec![0, 1, 0, 0, 0], vec![0, -1, 0, 0, 0]];
+    let t = vec![
+        vec![1, 0, 1, -1, 1],
+        vec![0, 1, 0, 0, 0],
+        vec![0, -1, 0, 0, 0],
+    ];
     let r = attribute_recall(&s, &t, &[0, 0, 1, 1, 1], 2, &[3, 5]);
     assert_eq!(r.positives, 4);
     close(r.overall[0], 2.0 / 4.0);
@@ -78,9 +82,19 @@ fn retrieval_topk_by_hand() {
     // q1 (0,2) item c: g1 1.0, g2 .707 -> c at rank 1 (scale does not matter)
     // q2 (1,0) item d: no gallery entry -> miss
     // q3 (-1,0) item a: g3 1.0 -> rank 0
-    let g = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![1.0, 1.0], vec![-1.0, 0.0]];
+    let g = vec![
+        vec![1.0, 0.0],
+        vec![0.0, 1.0],
+        vec![1.0, 1.0],
+        vec![-1.0, 0.0],
+    ];
     let gi = ["a", "b", "c", "a"];
-    let q = vec![vec![1.0, 0.1], vec![0.0, 2.0], vec![1.0, 0.0], vec![-1.0, 0.0]];
+    let q = vec![
+        vec![1.0, 0.1],
+        vec![0.0, 2.0],
+        vec![1.0, 0.0],
+        vec![-1.0, 0.0],
+    ];
     let qi = ["b", "c", "d", "a"];
     let a = retrieval_topk(&q, &qi, &g, &gi, &[1, 2, 3, 50]);
     close(a[0], 0.25); // q3

@@ -23,8 +23,14 @@ pub struct Args {
 
 /// Run `deepfashion inspect`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ds = load(&args.root, args.benchmark, &LoadOptions { lenient: args.lenient })
-        .with_context(|| format!("reading {} from {}", args.benchmark, args.root.display()))?;
+    let ds = load(
+        &args.root,
+        args.benchmark,
+        &LoadOptions {
+            lenient: args.lenient,
+        },
+    )
+    .with_context(|| format!("reading {} from {}", args.benchmark, args.root.display()))?;
     let s = summarize(&ds);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -50,7 +56,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let used = c
             .as_object()
             .map_or(0, |m| m.values().filter(|n| n.as_u64() != Some(0)).count());
-        println!("  categories: {} ({} with images)", ds.categories.len(), used);
+        println!(
+            "  categories: {} ({} with images)",
+            ds.categories.len(),
+            used
+        );
         println!("    {}", counts(c));
     }
     if let Some(a) = s.get("attributes") {

@@ -34,17 +34,35 @@ pub struct Args {
 
 /// Run `deepfashion score`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ds = load(&args.root, args.benchmark, &LoadOptions { lenient: args.lenient })
-        .with_context(|| format!("reading {} from {}", args.benchmark, args.root.display()))?;
+    let ds = load(
+        &args.root,
+        args.benchmark,
+        &LoadOptions {
+            lenient: args.lenient,
+        },
+    )
+    .with_context(|| format!("reading {} from {}", args.benchmark, args.root.display()))?;
     let preds = read_predictions(&args.predictions)?;
-    let s = score_with(&ds, &args.split, &preds, &ScoreOptions { partial: args.partial })
-        .with_context(|| format!("scoring {}", args.predictions.display()))?;
+    let s = score_with(
+        &ds,
+        &args.split,
+        &preds,
+        &ScoreOptions {
+            partial: args.partial,
+        },
+    )
+    .with_context(|| format!("scoring {}", args.predictions.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
     let pc = |v: f64| format!("{:.2}%", 100.0 * v);
-    println!("{} split {} ({} predictions)", s.benchmark, s.split, preds.len());
+    println!(
+        "{} split {} ({} predictions)",
+        s.benchmark,
+        s.split,
+        preds.len()
+    );
     if let Some(c) = &s.category {
         println!(
             "  category ({} images): top-1 {}  top-3 {}  top-5 {}",
@@ -106,7 +124,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             println!("    visibility accuracy {}", pc(v));
         }
     }
-    if s.category.is_none() && s.attributes.is_none() && s.retrieval.is_none() && s.landmarks.is_none() {
+    if s.category.is_none()
+        && s.attributes.is_none()
+        && s.retrieval.is_none()
+        && s.landmarks.is_none()
+    {
         println!("  nothing to score: the predictions carry no field this benchmark can score");
     }
     Ok(())
