@@ -9,7 +9,8 @@ use std::process::Command;
 pub const TORCH_VERSION: &str = "2.11.0";
 
 /// Python packages in `.venv` besides torch (benchmark peers and checkers).
-const PIP_EXTRAS: &[&str] = &["numpy", "onnx", "onnxruntime", "safetensors"];
+/// `ziglang` is the zig that `cargo zigbuild` links old-glibc board binaries with.
+const PIP_EXTRAS: &[&str] = &["numpy", "onnx", "onnxruntime", "safetensors", "ziglang"];
 
 /// Debian packages the tests need: ARM linkers and emulators, the MQTT
 /// broker, an SSH server and a headless browser.
@@ -22,6 +23,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "mosquitto",
     "mosquitto-clients",
     "openssh-server",
+    "openssh-client",
+    "systemd",
     "chromium",
     "libclang-dev",
 ];
@@ -49,6 +52,7 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.no_apt {
         apt().context("installing Debian packages")?;
     }
+    cargo_zigbuild().context("installing cargo-zigbuild")?;
     eprintln!("xtask: set-up complete");
     Ok(())
 }
@@ -157,4 +161,17 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// `cargo zigbuild` cross-builds the board runtime against an old glibc
+/// (firmware-config bundles).
+fn cargo_zigbuild() -> Result<()> {
+    if env::succeeds(env::cargo().args(["zigbuild", "--version"])) {
+        eprintln!("xtask: [cargo-zigbuild] present, skipped");
+        return Ok(());
+    }
+    env::run(
+        "cargo install cargo-zigbuild",
+        env::cargo().args(["install", "--locked", "cargo-zigbuild"]),
+    )
 }

@@ -40,10 +40,55 @@ pub fn run(args: &Args) -> Result<()> {
             ]),
         )?;
     }
-    env::run("test", env::cargo().args(["test", "--workspace"]))?;
+    let mut test = env::cargo();
+    test.args(["test", "--workspace"]);
+    // firmware-config's bundle tests get one aarch64 and one armv7 runtime,
+    // cross-built here once (cached) instead of inside the tests.
+    for (var, board) in [
+        ("FIRMWARE_RUNTIME_AARCH64", "rpi4"),
+        ("FIRMWARE_RUNTIME_ARMV7", "rpi-zero2w-32"),
+    ] {
+        test.env(var, firmware_runtime(board)?);
+    }
+    env::run("test", &mut test)?;
     if !args.no_qemu {
         cross::test_under_qemu()?;
     }
     eprintln!("xtask: all checks passed");
     Ok(())
+}
+
+/// Cross-build the runtime for a board with `firmware-config build-runtime`
+/// (`cargo zigbuild`, old glibc; cached per triple+glibc under
+/// `target/firmware-cross`) and return the binary's path.
+fn firmware_runtime(board: &str) -> Result<String> {
+    let started = std::time::Instant::now();
+    let mut cmd = env::cargo();
+    cmd.args([
+        "run",
+        "-q",
+        "-p",
+        "firmware-config",
+        "--",
+        "build-runtime",
+        "--board",
+        board,
+        "--cache",
+    ])
+    .arg(env::root().join("target").join("firmware-cross"))
+    .env("FASHION_WORKSPACE", env::root())
+    .stderr(std::process::Stdio::inherit());
+    eprintln!("xtask: [firmware runtime {board}] {cmd:?}");
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "step `firmware runtime {board}` failed ({})",
+        out.status
+    );
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    eprintln!(
+        "xtask: [firmware runtime {board}] {path} in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(path)
 }
