@@ -215,7 +215,10 @@ pub fn generate(
     if opts.images < 10 {
         return Err(SynthError::InvalidOption {
             field: "images",
-            reason: format!("{} is too few; at least 10 so that every split is non-empty", opts.images),
+            reason: format!(
+                "{} is too few; at least 10 so that every split is non-empty",
+                opts.images
+            ),
         });
     }
     if !(48..=999).contains(&opts.size) {
@@ -240,7 +243,10 @@ pub fn generate(
         })?
         .to_string_lossy()
         .into_owned();
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
     let partial = parent.join(format!(".{file_name}.partial"));
     if partial.exists() {
@@ -316,7 +322,11 @@ pub fn generate(
     let count = |v: &[&str], s: &str| v.iter().filter(|x| **x == s).count();
     let attr_splits: Vec<&str> = plan.attr.iter().map(|e| e.split).collect();
     let inshop_status: Vec<&str> = plan.inshop.iter().map(|e| e.status).collect();
-    let c2s_images = plan.c2s.iter().map(|i| i.shop.len() + i.consumer.len()).sum();
+    let c2s_images = plan
+        .c2s
+        .iter()
+        .map(|i| i.shop.len() + i.consumer.len())
+        .sum();
     Ok(SynthSummary {
         out: out.to_path_buf(),
         attr_images: plan.attr.len(),
@@ -334,7 +344,11 @@ pub fn generate(
         ],
         c2s_images,
         c2s_items: plan.c2s.len(),
-        c2s_pairs: plan.c2s.iter().map(|i| i.shop.len() * i.consumer.len()).sum(),
+        c2s_pairs: plan
+            .c2s
+            .iter()
+            .map(|i| i.shop.len() * i.consumer.len())
+            .sum(),
         landmark_images: plan.landmark.len(),
         total_images: total,
         jpeg_bytes,

@@ -33,7 +33,10 @@ fn annotate(bench: &Path, list: &str, with_variation: bool, n: usize) -> Vec<Rgb
         .skip(2)
         .map(|l| {
             let t: Vec<&str> = l.split_whitespace().collect();
-            (t[0].to_string(), t[1..].iter().map(|v| v.parse().unwrap()).collect())
+            (
+                t[0].to_string(),
+                t[1..].iter().map(|v| v.parse().unwrap()).collect(),
+            )
         })
         .collect();
     let mut out = Vec::new();
@@ -56,7 +59,13 @@ fn annotate(bench: &Path, list: &str, with_variation: bool, n: usize) -> Vec<Rgb
                 "1" => Rgb([255, 0, 0]),
                 _ => Rgb([0, 80, 255]),
             };
-            mark(&mut img, tr[1].parse().unwrap(), tr[2].parse().unwrap(), c, 2);
+            mark(
+                &mut img,
+                tr[1].parse().unwrap(),
+                tr[2].parse().unwrap(),
+                c,
+                2,
+            );
         }
         out.push(img);
     }
@@ -90,7 +99,10 @@ fn contact_sheet() {
         8,
     ));
     // Raw in-shop and consumer images.
-    for bench in ["In-shop Clothes Retrieval Benchmark", "Consumer-to-shop Clothes Retrieval Benchmark"] {
+    for bench in [
+        "In-shop Clothes Retrieval Benchmark",
+        "Consumer-to-shop Clothes Retrieval Benchmark",
+    ] {
         let b = out.join(bench);
         let part = std::fs::read_to_string(b.join("Eval/list_eval_partition.txt")).unwrap();
         for line in part.lines().skip(2).take(8) {

@@ -31,7 +31,11 @@ fn table(p: &Path, header_first: &str) -> Vec<Vec<String>> {
     let mut lines = text.lines();
     let count: usize = lines.next().unwrap().trim().parse().unwrap();
     let header = lines.next().unwrap();
-    assert!(header.starts_with(header_first), "{}: header {header}", p.display());
+    assert!(
+        header.starts_with(header_first),
+        "{}: header {header}",
+        p.display()
+    );
     let rows: Vec<Vec<String>> = lines
         .map(|l| l.split_whitespace().map(str::to_string).collect())
         .collect();
@@ -48,7 +52,10 @@ fn all_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -86,22 +93,40 @@ fn writes_the_released_layout_with_its_quirks() {
     // Category & Attribute, coarse.
     let ca = out.join(CA);
     let coarse = ca.join("Anno_coarse");
-    let cats = table(&coarse.join("list_category_cloth.txt"), "category_name  category_type");
+    let cats = table(
+        &coarse.join("list_category_cloth.txt"),
+        "category_name  category_type",
+    );
     assert_eq!(cats.len(), 50);
     assert_eq!(cats[0], ["Anorak", "1"]);
     assert_eq!(cats[49], ["Sundress", "3"]);
     let attr_text = read(&coarse.join("list_attr_cloth.txt"));
-    assert!(attr_text.contains("\nabstract chevron print       1\n"), "{attr_text}");
-    let attrs = table(&coarse.join("list_attr_cloth.txt"), "attribute_name  attribute_type");
+    assert!(
+        attr_text.contains("\nabstract chevron print       1\n"),
+        "{attr_text}"
+    );
+    let attrs = table(
+        &coarse.join("list_attr_cloth.txt"),
+        "attribute_name  attribute_type",
+    );
     let n_attr = attrs.len();
     assert!((30..=60).contains(&n_attr));
-    let cat_img = table(&coarse.join("list_category_img.txt"), "image_name  category_label");
+    let cat_img = table(
+        &coarse.join("list_category_img.txt"),
+        "image_name  category_label",
+    );
     assert_eq!(cat_img.len(), 30);
     let with_images: BTreeSet<usize> = cat_img.iter().map(|r| r[1].parse().unwrap()).collect();
     for empty in [38, 45, 49, 50] {
-        assert!(!with_images.contains(&empty), "category {empty} must have no images");
+        assert!(
+            !with_images.contains(&empty),
+            "category {empty} must have no images"
+        );
     }
-    let attr_img = table(&coarse.join("list_attr_img.txt"), "image_name  attribute_labels");
+    let attr_img = table(
+        &coarse.join("list_attr_img.txt"),
+        "image_name  attribute_labels",
+    );
     let mut positives = 0;
     for r in &attr_img {
         assert_eq!(r.len(), 1 + n_attr);
@@ -112,9 +137,15 @@ fn writes_the_released_layout_with_its_quirks() {
     }
     let mean = positives as f32 / attr_img.len() as f32;
     assert!((3.0..=7.0).contains(&mean), "mean positives {mean}");
-    let bbox = table(&coarse.join("list_bbox.txt"), "image_name  x_1  y_1  x_2  y_2");
+    let bbox = table(
+        &coarse.join("list_bbox.txt"),
+        "image_name  x_1  y_1  x_2  y_2",
+    );
     assert!(bbox.iter().all(|r| r.len() == 5 && r[1].len() == 3));
-    let lms = table(&coarse.join("list_landmarks.txt"), "image_name  clothes_type");
+    let lms = table(
+        &coarse.join("list_landmarks.txt"),
+        "image_name  clothes_type",
+    );
     let type_of: BTreeMap<String, String> =
         lms.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
     for r in &lms {
@@ -122,8 +153,14 @@ fn writes_the_released_layout_with_its_quirks() {
         assert_eq!(r.len(), 2 + 3 * expected_triples(&r[1]), "{r:?}");
     }
     let raw = read(&coarse.join("list_landmarks.txt"));
-    assert!(raw.lines().any(|l| l.ends_with(' ')), "some rows carry trailing spaces");
-    let eval = table(&ca.join("Eval/list_eval_partition.txt"), "image_name  evaluation_status");
+    assert!(
+        raw.lines().any(|l| l.ends_with(' ')),
+        "some rows carry trailing spaces"
+    );
+    let eval = table(
+        &ca.join("Eval/list_eval_partition.txt"),
+        "image_name  evaluation_status",
+    );
     assert_eq!(eval.len(), 30);
     for r in &eval {
         assert!(r[0].starts_with("img/") && r[0].ends_with(".jpg"));
@@ -132,11 +169,24 @@ fn writes_the_released_layout_with_its_quirks() {
 
     // Anno_fine: row-aligned split files.
     let fine = ca.join("Anno_fine");
-    assert_eq!(table(&fine.join("list_attr_cloth.txt"), "attribute_name  attribute_type").len(), 26);
-    assert_eq!(table(&fine.join("list_category_cloth.txt"), "category_name").len(), 50);
+    assert_eq!(
+        table(
+            &fine.join("list_attr_cloth.txt"),
+            "attribute_name  attribute_type"
+        )
+        .len(),
+        26
+    );
+    assert_eq!(
+        table(&fine.join("list_category_cloth.txt"), "category_name").len(),
+        50
+    );
     let mut fine_total = 0;
     for split in ["train", "val", "test"] {
-        let names: Vec<String> = read(&fine.join(format!("{split}.txt"))).lines().map(str::to_string).collect();
+        let names: Vec<String> = read(&fine.join(format!("{split}.txt")))
+            .lines()
+            .map(str::to_string)
+            .collect();
         let rows = |f: &str| -> Vec<Vec<String>> {
             read(&fine.join(format!("{split}_{f}.txt")))
                 .lines()
@@ -170,19 +220,31 @@ fn writes_the_released_layout_with_its_quirks() {
     let ids: Vec<&str> = items.collect();
     assert_eq!(ids.len(), n_items);
     assert!(ids.iter().all(|i| i.starts_with("id_") && i.len() == 11));
-    let part = table(&ins.join("Eval/list_eval_partition.txt"), "image_name item_id evaluation_status");
+    let part = table(
+        &ins.join("Eval/list_eval_partition.txt"),
+        "image_name item_id evaluation_status",
+    );
     let mut by_status: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &part {
         assert_eq!(r.len(), 3);
         assert!(r[0].contains(&format!("/{}/", r[1])), "{r:?}");
-        by_status.entry(r[2].clone()).or_default().insert(r[1].clone());
+        by_status
+            .entry(r[2].clone())
+            .or_default()
+            .insert(r[1].clone());
         check_image(&ins, &r[0], size);
     }
     assert_eq!(by_status["query"], by_status["gallery"]);
     assert!(by_status["train"].is_disjoint(&by_status["query"]));
-    let bb = table(&ins.join("Anno/list_bbox_inshop.txt"), "image_name  clothes_type  pose_type");
+    let bb = table(
+        &ins.join("Anno/list_bbox_inshop.txt"),
+        "image_name  clothes_type  pose_type",
+    );
     assert!(bb.iter().all(|r| r.len() == 7));
-    let lm = table(&ins.join("Anno/list_landmarks_inshop.txt"), "image_name  clothes_type  variation_type");
+    let lm = table(
+        &ins.join("Anno/list_landmarks_inshop.txt"),
+        "image_name  clothes_type  variation_type",
+    );
     for r in &lm {
         assert_eq!(r.len(), 3 + 3 * expected_triples(&r[1]), "{r:?}");
     }
@@ -190,29 +252,49 @@ fn writes_the_released_layout_with_its_quirks() {
 
     // Consumer-to-shop.
     let c2s = out.join(C2S);
-    let pairs = table(&c2s.join("Eval/list_eval_partition.txt"), "image_pair_name_1 image_pair_name_2");
+    let pairs = table(
+        &c2s.join("Eval/list_eval_partition.txt"),
+        "image_pair_name_1 image_pair_name_2",
+    );
     assert_eq!(pairs.len(), s.c2s_pairs);
     let statuses: BTreeSet<&str> = pairs.iter().map(|r| r[3].as_str()).collect();
     assert_eq!(statuses, ["test", "train", "val"].into_iter().collect());
     for r in &pairs {
-        assert!(r[0].contains("/comsumer_") && r[1].contains("/shop_"), "{r:?}");
+        assert!(
+            r[0].contains("/comsumer_") && r[1].contains("/shop_"),
+            "{r:?}"
+        );
         check_image(&c2s, &r[0], size);
         check_image(&c2s, &r[1], size);
     }
-    let bb = table(&c2s.join("Anno/list_bbox_consumer2shop.txt"), "image_name  clothes_type  source_type");
+    let bb = table(
+        &c2s.join("Anno/list_bbox_consumer2shop.txt"),
+        "image_name  clothes_type  source_type",
+    );
     assert_eq!(bb.len(), s.c2s_images);
     for r in &bb {
         assert_eq!(r.len(), 7);
         assert_eq!(r[2], if r[0].contains("comsumer") { "2" } else { "1" });
     }
-    let lm = table(&c2s.join("Anno/list_landmarks_consumer2shop.txt"), "image_name  clothes_type  variation_type");
-    assert!(lm.iter().all(|r| r.len() == 3 + 3 * expected_triples(&r[1])));
+    let lm = table(
+        &c2s.join("Anno/list_landmarks_consumer2shop.txt"),
+        "image_name  clothes_type  variation_type",
+    );
+    assert!(lm
+        .iter()
+        .all(|r| r.len() == 3 + 3 * expected_triples(&r[1])));
     let items = read(&c2s.join("Anno/list_item_consumer2shop.txt"));
-    assert_eq!(items.lines().next().unwrap().parse::<usize>().unwrap(), s.c2s_items);
+    assert_eq!(
+        items.lines().next().unwrap().parse::<usize>().unwrap(),
+        s.c2s_items
+    );
 
     // Landmark detection.
     let lmb = out.join(LM);
-    let lm = table(&lmb.join("Anno/list_landmarks.txt"), "image_name  clothes_type  variation_type");
+    let lm = table(
+        &lmb.join("Anno/list_landmarks.txt"),
+        "image_name  clothes_type  variation_type",
+    );
     assert_eq!(lm.len(), s.landmark_images);
     let mut vis = BTreeMap::new();
     for r in &lm {
@@ -225,14 +307,28 @@ fn writes_the_released_layout_with_its_quirks() {
         check_image(&lmb, &r[0], size);
     }
     assert!(vis.contains_key("0"));
-    assert_eq!(table(&lmb.join("Anno/list_bbox.txt"), "image_name  x_1").len(), lm.len());
-    assert_eq!(table(&lmb.join("Eval/list_eval_partition.txt"), "image_name  evaluation_status").len(), lm.len());
+    assert_eq!(
+        table(&lmb.join("Anno/list_bbox.txt"), "image_name  x_1").len(),
+        lm.len()
+    );
+    assert_eq!(
+        table(
+            &lmb.join("Eval/list_eval_partition.txt"),
+            "image_name  evaluation_status"
+        )
+        .len(),
+        lm.len()
+    );
 }
 
 #[test]
 fn same_seed_gives_identical_bytes_and_other_seeds_differ() {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
     generate(&a, &opts(42, 12, 48), None).unwrap();
     // A different thread count must not change the output.
     rayon::ThreadPoolBuilder::new()

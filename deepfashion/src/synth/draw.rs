@@ -260,11 +260,20 @@ mod tests {
     #[test]
     fn polygon_fill_covers_expected_area() {
         let mut c = Canvas::new(20, 20, [0.0; 3]);
-        c.fill_polygon_solid(&[(2.0, 2.0), (12.0, 2.0), (12.0, 7.0), (2.0, 7.0)], [255.0; 3]);
+        c.fill_polygon_solid(
+            &[(2.0, 2.0), (12.0, 2.0), (12.0, 7.0), (2.0, 7.0)],
+            [255.0; 3],
+        );
         let filled = c.px.iter().filter(|p| p[0] > 0.0).count();
         assert_eq!(filled, 50);
-        assert!(point_in_polygon(&[(0.0, 0.0), (4.0, 0.0), (0.0, 4.0)], (1.0, 1.0)));
-        assert!(!point_in_polygon(&[(0.0, 0.0), (4.0, 0.0), (0.0, 4.0)], (3.0, 3.0)));
+        assert!(point_in_polygon(
+            &[(0.0, 0.0), (4.0, 0.0), (0.0, 4.0)],
+            (1.0, 1.0)
+        ));
+        assert!(!point_in_polygon(
+            &[(0.0, 0.0), (4.0, 0.0), (0.0, 4.0)],
+            (3.0, 3.0)
+        ));
     }
 
     #[test]

@@ -179,7 +179,10 @@ impl Kind {
         match self {
             Kind::Tee | Kind::Tank => &[("WOMEN", "Tees_Tanks"), ("MEN", "Tees_Tanks")],
             Kind::Sweater => &[("WOMEN", "Sweaters"), ("MEN", "Sweaters")],
-            Kind::Hoodie => &[("MEN", "Sweatshirts_Hoodies"), ("WOMEN", "Sweatshirts_Hoodies")],
+            Kind::Hoodie => &[
+                ("MEN", "Sweatshirts_Hoodies"),
+                ("WOMEN", "Sweatshirts_Hoodies"),
+            ],
             Kind::Blazer => &[("WOMEN", "Jackets_Coats"), ("MEN", "Jackets_Vests")],
             Kind::Jeans => &[("WOMEN", "Denim"), ("MEN", "Denim")],
             Kind::Shorts => &[("WOMEN", "Shorts"), ("MEN", "Shorts")],

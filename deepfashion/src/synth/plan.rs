@@ -114,11 +114,20 @@ fn sym(rng: &mut impl Rng, a: f32) -> f32 {
 
 /// Split `n` shuffled positions into train/val/test of about 70/15/15 with
 /// every part non-empty when `n >= 3`.
-fn three_way(rng: &mut impl Rng, n: usize, names: [&'static str; 3], fracs: [f32; 2]) -> Vec<&'static str> {
+fn three_way(
+    rng: &mut impl Rng,
+    n: usize,
+    names: [&'static str; 3],
+    fracs: [f32; 2],
+) -> Vec<&'static str> {
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(rng);
-    let n_b = ((n as f32 * fracs[0]).round() as usize).max(1).min(n.saturating_sub(2));
-    let n_c = ((n as f32 * fracs[1]).round() as usize).max(1).min(n.saturating_sub(1 + n_b));
+    let n_b = ((n as f32 * fracs[0]).round() as usize)
+        .max(1)
+        .min(n.saturating_sub(2));
+    let n_c = ((n as f32 * fracs[1]).round() as usize)
+        .max(1)
+        .min(n.saturating_sub(1 + n_b));
     let mut out = vec![names[0]; n];
     for (pos, &i) in order.iter().enumerate() {
         if pos < n_b {
@@ -162,11 +171,19 @@ impl Builder {
             fill: r.gen_range(0.5..0.85),
             rotation: sym(r, if large { 0.4 } else { 0.15 }),
             flip: r.gen_bool(0.5),
-            squash: if r.gen_bool(0.15) { r.gen_range(0.72..0.95) } else { 1.0 },
+            squash: if r.gen_bool(0.15) {
+                r.gen_range(0.72..0.95)
+            } else {
+                1.0
+            },
             offset: (sym(r, 0.08), sym(r, 0.08)),
             light: r.gen_range(0.8..1.2),
             backdrop,
-            occluders: if r.gen_bool(0.25) { 1 + r.gen_bool(0.2) as u8 } else { 0 },
+            occluders: if r.gen_bool(0.25) {
+                1 + r.gen_bool(0.2) as u8
+            } else {
+                0
+            },
             cut: r.gen_bool(0.18),
             consumer: r.gen_bool(0.1),
         }
@@ -176,10 +193,18 @@ impl Builder {
         let r = &mut self.rng;
         View {
             back: pose == 3,
-            fill: if pose == 4 { r.gen_range(0.4..0.55) } else { r.gen_range(0.6..0.85) },
+            fill: if pose == 4 {
+                r.gen_range(0.4..0.55)
+            } else {
+                r.gen_range(0.6..0.85)
+            },
             rotation: sym(r, 0.08),
             flip: pose == 2 && r.gen_bool(0.5),
-            squash: if pose == 2 { r.gen_range(0.6..0.75) } else { 1.0 },
+            squash: if pose == 2 {
+                r.gen_range(0.6..0.75)
+            } else {
+                1.0
+            },
             offset: (sym(r, 0.05), sym(r, 0.05)),
             light: r.gen_range(0.85..1.15),
             backdrop: Backdrop::Studio,
@@ -196,11 +221,23 @@ impl Builder {
             fill: r.gen_range(0.45..0.9),
             rotation: sym(r, 0.35),
             flip: r.gen_bool(0.5),
-            squash: if r.gen_bool(0.3) { r.gen_range(0.7..1.0) } else { 1.0 },
+            squash: if r.gen_bool(0.3) {
+                r.gen_range(0.7..1.0)
+            } else {
+                1.0
+            },
             offset: (sym(r, 0.1), sym(r, 0.1)),
             light: r.gen_range(0.65..1.3),
-            backdrop: if r.gen_bool(0.7) { Backdrop::Busy } else { Backdrop::Indoor },
-            occluders: if r.gen_bool(0.4) { 1 + r.gen_bool(0.25) as u8 } else { 0 },
+            backdrop: if r.gen_bool(0.7) {
+                Backdrop::Busy
+            } else {
+                Backdrop::Indoor
+            },
+            occluders: if r.gen_bool(0.4) {
+                1 + r.gen_bool(0.25) as u8
+            } else {
+                0
+            },
             cut: r.gen_bool(0.25),
             consumer: true,
         }
@@ -275,8 +312,14 @@ pub fn plan(seed: u64, images: usize) -> Plan {
         .iter()
         .zip(splits)
         .map(|(&job, split)| {
-            let unknown = (0..COARSE_ATTRIBUTES.len()).filter(|_| b.rng.gen_bool(0.03)).collect();
-            AttrEntry { job, split, unknown }
+            let unknown = (0..COARSE_ATTRIBUTES.len())
+                .filter(|_| b.rng.gen_bool(0.03))
+                .collect();
+            AttrEntry {
+                job,
+                split,
+                unknown,
+            }
         })
         .collect();
     attr.sort_by(|x, y| b.plan.jobs[x.job].name.cmp(&b.plan.jobs[y.job].name));
@@ -339,7 +382,9 @@ pub fn plan(seed: u64, images: usize) -> Plan {
         }
     }
     let jobs = &b.plan.jobs;
-    b.plan.inshop.sort_by(|x, y| jobs[x.job].name.cmp(&jobs[y.job].name));
+    b.plan
+        .inshop
+        .sort_by(|x, y| jobs[x.job].name.cmp(&jobs[y.job].name));
 
     // Consumer-to-shop: items with 1-2 shop and 1-3 consumer images.
     let target = (images / 2).max(9);
@@ -373,7 +418,12 @@ pub fn plan(seed: u64, images: usize) -> Plan {
             status: "train",
         });
     }
-    let statuses = three_way(&mut b.rng, c2s.len(), ["train", "val", "test"], [0.25, 0.25]);
+    let statuses = three_way(
+        &mut b.rng,
+        c2s.len(),
+        ["train", "val", "test"],
+        [0.25, 0.25],
+    );
     for (it, s) in c2s.iter_mut().zip(statuses) {
         it.status = s;
     }
@@ -415,7 +465,11 @@ mod tests {
         assert!(p.inshop.len() >= 20);
         // Query and gallery share items; train items are disjoint from them.
         let items_of = |st: &str| -> std::collections::BTreeSet<u32> {
-            p.inshop.iter().filter(|e| e.status == st).map(|e| e.item).collect()
+            p.inshop
+                .iter()
+                .filter(|e| e.status == st)
+                .map(|e| e.item)
+                .collect()
         };
         assert_eq!(items_of("query"), items_of("gallery"));
         assert!(items_of("train").is_disjoint(&items_of("query")));

@@ -100,7 +100,10 @@ struct Affine {
 impl Affine {
     fn apply(&self, p: Pt) -> Pt {
         let m = self.m;
-        (m[0] * p.0 + m[1] * p.1 + m[2], m[3] * p.0 + m[4] * p.1 + m[5])
+        (
+            m[0] * p.0 + m[1] * p.1 + m[2],
+            m[3] * p.0 + m[4] * p.1 + m[5],
+        )
     }
     fn inverse(&self) -> Affine {
         let m = self.m;
@@ -155,9 +158,12 @@ pub fn render(garment: &GarmentSpec, view: &View, size: u32, seed: u64) -> Rende
     }
     for mark in &shape.marks {
         match *mark {
-            Mark::Line(a, b, w, k) => {
-                cv.line(tf.apply(a), tf.apply(b), (w * unit).max(1.0), scale(base, k))
-            }
+            Mark::Line(a, b, w, k) => cv.line(
+                tf.apply(a),
+                tf.apply(b),
+                (w * unit).max(1.0),
+                scale(base, k),
+            ),
             Mark::Disc(c, r, col) => cv.disc(tf.apply(c), (r * unit).max(1.0), col),
         }
     }
@@ -185,7 +191,9 @@ pub fn render(garment: &GarmentSpec, view: &View, size: u32, seed: u64) -> Rende
 
     // Occluders over visible landmarks.
     for _ in 0..view.occluders {
-        let visible: Vec<usize> = (0..8).filter(|&s| pts[s].is_some() && vis[s] == 0).collect();
+        let visible: Vec<usize> = (0..8)
+            .filter(|&s| pts[s].is_some() && vis[s] == 0)
+            .collect();
         if visible.is_empty() {
             break;
         }
@@ -383,7 +391,11 @@ fn background(rng: &mut impl Rng, n: usize, backdrop: Backdrop) -> Canvas {
     let sz = n as f32;
     if backdrop == Backdrop::Studio {
         let g = rng.gen_range(215.0f32..245.0);
-        let tint = [rng.gen_range(-8.0f32..8.0), rng.gen_range(-8.0f32..8.0), 0.0];
+        let tint = [
+            rng.gen_range(-8.0f32..8.0),
+            rng.gen_range(-8.0f32..8.0),
+            0.0,
+        ];
         let mut cv = Canvas::new(n, n, [g + tint[0], g + tint[1], g]);
         for y in 0..n {
             let k = 1.0 - 0.08 * y as f32 / sz;
@@ -419,7 +431,10 @@ fn background(rng: &mut impl Rng, n: usize, backdrop: Backdrop) -> Canvas {
             0 => cv.disc(c, r * 0.6, col),
             1 => cv.line(
                 c,
-                (c.0 + rng.gen_range(-r..r) * 2.0, c.1 + rng.gen_range(-r..r) * 2.0),
+                (
+                    c.0 + rng.gen_range(-r..r) * 2.0,
+                    c.1 + rng.gen_range(-r..r) * 2.0,
+                ),
                 rng.gen_range(1.0f32..4.0),
                 col,
             ),
@@ -433,7 +448,13 @@ fn background(rng: &mut impl Rng, n: usize, backdrop: Backdrop) -> Canvas {
                     .collect();
                 let striped = rng.gen_bool(0.3);
                 let col2 = scale(col, 0.7);
-                cv.fill_polygon(&pts, |x, _, _| if striped && (x / 3) % 2 == 0 { col2 } else { col });
+                cv.fill_polygon(&pts, |x, _, _| {
+                    if striped && (x / 3) % 2 == 0 {
+                        col2
+                    } else {
+                        col
+                    }
+                });
             }
         }
     }
@@ -463,10 +484,15 @@ fn occluder(rng: &mut impl Rng, target: Pt, sz: f32, skin: Rgb) -> (Vec<Pt>, Rgb
         ),
         // A bag.
         1 => (
-            [(-r, -0.8 * r), (r, -0.8 * r), (1.1 * r, 0.8 * r), (-1.1 * r, 0.8 * r)]
-                .iter()
-                .map(|p| rot(*p))
-                .collect(),
+            [
+                (-r, -0.8 * r),
+                (r, -0.8 * r),
+                (1.1 * r, 0.8 * r),
+                (-1.1 * r, 0.8 * r),
+            ]
+            .iter()
+            .map(|p| rot(*p))
+            .collect(),
             [
                 rng.gen_range(30.0f32..200.0),
                 rng.gen_range(20.0f32..120.0),
@@ -482,7 +508,11 @@ fn occluder(rng: &mut impl Rng, target: Pt, sz: f32, skin: Rgb) -> (Vec<Pt>, Rgb
                     (c.0 + rr * t.cos(), c.1 + rr * t.sin())
                 })
                 .collect(),
-            [rng.gen_range(30.0f32..70.0), rng.gen_range(100.0f32..160.0), 50.0],
+            [
+                rng.gen_range(30.0f32..70.0),
+                rng.gen_range(100.0f32..160.0),
+                50.0,
+            ],
         ),
         // A phone / box.
         _ => (

@@ -154,7 +154,10 @@ pub fn build(g: &GarmentSpec, back: bool) -> Shape {
     } else {
         0.2 * fit_k(g.fit, 0.92, 1.1) * (1.0 + 0.04 * j[1])
     };
-    let legs = matches!(g.kind, Kind::Jeans | Kind::Shorts | Kind::Leggings | Kind::Jumpsuit | Kind::Romper);
+    let legs = matches!(
+        g.kind,
+        Kind::Jeans | Kind::Shorts | Kind::Leggings | Kind::Jumpsuit | Kind::Romper
+    );
     let skirt = matches!(g.kind, Kind::Skirt | Kind::Dress);
     let bottom_y;
     if gt == 1 {
@@ -251,7 +254,12 @@ pub fn build(g: &GarmentSpec, back: bool) -> Shape {
         if gt == 2 {
             // Waistband.
             parts.push(Part {
-                poly: vec![(-ww, 0.0), (ww, 0.0), (ww * 1.01, 0.055), (-ww * 1.01, 0.055)],
+                poly: vec![
+                    (-ww, 0.0),
+                    (ww, 0.0),
+                    (ww * 1.01, 0.055),
+                    (-ww * 1.01, 0.055),
+                ],
                 fill: Fill::Main(0.82),
                 outline: true,
             });
@@ -324,7 +332,11 @@ pub fn build(g: &GarmentSpec, back: bool) -> Shape {
             }
         }
         if g.button && !back {
-            let (y0, y1) = if g.kind == Kind::Blazer { (0.5, 0.72) } else { (0.2, waist_y.max(0.3)) };
+            let (y0, y1) = if g.kind == Kind::Blazer {
+                (0.5, 0.72)
+            } else {
+                (0.2, waist_y.max(0.3))
+            };
             let n = if g.kind == Kind::Blazer { 2 } else { 3 };
             for i in 0..n {
                 let y = y0 + (y1 - y0) * i as f32 / (n - 1).max(1) as f32;
@@ -354,7 +366,13 @@ pub fn build(g: &GarmentSpec, back: bool) -> Shape {
     }
 }
 
-fn neck_details(g: &GarmentSpec, back: bool, nw: f32, parts: &mut Vec<Part>, marks: &mut Vec<Mark>) {
+fn neck_details(
+    g: &GarmentSpec,
+    back: bool,
+    nw: f32,
+    parts: &mut Vec<Part>,
+    marks: &mut Vec<Mark>,
+) {
     let curve = |depth: f32, width: f32| -> Vec<Pt> {
         (0..=8)
             .map(|i| {
@@ -432,9 +450,15 @@ mod tests {
                 // Every landmark is on or next to a garment part.
                 for p in s.landmarks.iter().flatten() {
                     let near = s.parts.iter().any(|part| {
-                        [(0.0, 0.0), (0.02, 0.0), (-0.02, 0.0), (0.0, 0.02), (0.0, -0.02)]
-                            .iter()
-                            .any(|d| point_in_polygon(&part.poly, (p.0 + d.0, p.1 + d.1)))
+                        [
+                            (0.0, 0.0),
+                            (0.02, -0.02),
+                            (-0.02, -0.02),
+                            (0.02, 0.02),
+                            (-0.02, 0.02),
+                        ]
+                        .iter()
+                        .any(|d| point_in_polygon(&part.poly, (p.0 + d.0, p.1 + d.1)))
                     });
                     assert!(near, "{kind:?} landmark {p:?} off the garment");
                 }

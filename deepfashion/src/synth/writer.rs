@@ -82,7 +82,10 @@ fn landmark_header() -> String {
 }
 
 fn name_list_file(names: &[(&str, u8)]) -> Vec<String> {
-    names.iter().map(|(n, t)| format!("{}{t}", pad(n, 29))).collect()
+    names
+        .iter()
+        .map(|(n, t)| format!("{}{t}", pad(n, 29)))
+        .collect()
 }
 
 /// Write every annotation file of the four benchmarks under `root`.
@@ -104,7 +107,11 @@ fn kind_of(plan: &Plan, job: usize) -> Kind {
 fn write_attr(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthError> {
     let coarse = dir.join("Anno_coarse");
     let fine = dir.join("Anno_fine");
-    let names: Vec<&str> = plan.attr.iter().map(|e| plan.jobs[e.job].name.as_str()).collect();
+    let names: Vec<&str> = plan
+        .attr
+        .iter()
+        .map(|e| plan.jobs[e.job].name.as_str())
+        .collect();
     let w = name_width(names.iter().copied());
 
     let cats = table("category_name  category_type", &name_list_file(&CATEGORIES));
@@ -112,11 +119,17 @@ fn write_attr(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthErr
     write_file(&fine.join("list_category_cloth.txt"), &cats)?;
     write_file(
         &coarse.join("list_attr_cloth.txt"),
-        &table("attribute_name  attribute_type", &name_list_file(&COARSE_ATTRIBUTES)),
+        &table(
+            "attribute_name  attribute_type",
+            &name_list_file(&COARSE_ATTRIBUTES),
+        ),
     )?;
     write_file(
         &fine.join("list_attr_cloth.txt"),
-        &table("attribute_name  attribute_type", &name_list_file(&FINE_ATTRIBUTES)),
+        &table(
+            "attribute_name  attribute_type",
+            &name_list_file(&FINE_ATTRIBUTES),
+        ),
     )?;
 
     let mut cat_rows = Vec::new();
@@ -152,10 +165,22 @@ fn write_attr(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthErr
         lm_rows.push(format!("{row:<width$}", width = w + full_lm_len - 1));
         eval_rows.push(format!("{}{}", pad(name, w), e.split));
     }
-    write_file(&coarse.join("list_category_img.txt"), &table("image_name  category_label", &cat_rows))?;
-    write_file(&coarse.join("list_attr_img.txt"), &table("image_name  attribute_labels", &attr_rows))?;
-    write_file(&coarse.join("list_bbox.txt"), &table("image_name  x_1  y_1  x_2  y_2", &bbox_rows))?;
-    write_file(&coarse.join("list_landmarks.txt"), &table(&landmark_header(), &lm_rows))?;
+    write_file(
+        &coarse.join("list_category_img.txt"),
+        &table("image_name  category_label", &cat_rows),
+    )?;
+    write_file(
+        &coarse.join("list_attr_img.txt"),
+        &table("image_name  attribute_labels", &attr_rows),
+    )?;
+    write_file(
+        &coarse.join("list_bbox.txt"),
+        &table("image_name  x_1  y_1  x_2  y_2", &bbox_rows),
+    )?;
+    write_file(
+        &coarse.join("list_landmarks.txt"),
+        &table(&landmark_header(), &lm_rows),
+    )?;
     write_file(
         &dir.join("Eval").join("list_eval_partition.txt"),
         &table("image_name  evaluation_status", &eval_rows),
@@ -163,9 +188,19 @@ fn write_attr(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthErr
 
     // Anno_fine: plain row-aligned split files, no count or header lines.
     for split in ["train", "val", "test"] {
-        let (mut names_s, mut attr_s, mut cate_s, mut bbox_s, mut lm_s) =
-            (String::new(), String::new(), String::new(), String::new(), String::new());
-        for (e, name) in plan.attr.iter().zip(&names).filter(|(e, _)| e.split == split) {
+        let (mut names_s, mut attr_s, mut cate_s, mut bbox_s, mut lm_s) = (
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        );
+        for (e, name) in plan
+            .attr
+            .iter()
+            .zip(&names)
+            .filter(|(e, _)| e.split == split)
+        {
             let g = &plan.garments[plan.jobs[e.job].garment];
             let o = &out[e.job];
             let _ = writeln!(names_s, "{name}");
@@ -200,20 +235,33 @@ fn write_inshop(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthE
         let o = &out[e.job];
         let [x1, y1, x2, y2] = o.bbox;
         let name = pad(&job.name, w);
-        bbox_rows.push(format!("{name}{gt}  {}  {x1:03}  {y1:03}  {x2:03}  {y2:03}", e.pose_type));
+        bbox_rows.push(format!(
+            "{name}{gt}  {}  {x1:03}  {y1:03}  {x2:03}  {y2:03}",
+            e.pose_type
+        ));
         lm_rows.push(format!(
             "{name}{gt}  {}{}",
             job.view.variation_type(),
             landmark_triples(&o.landmarks, gt)
         ));
         // Status padded to the widest value: trailing spaces on train/query rows.
-        eval_rows.push(format!("{name}{:<20}{:<7}", format!("id_{:08}", e.item), e.status));
+        eval_rows.push(format!(
+            "{name}{:<20}{:<7}",
+            format!("id_{:08}", e.item),
+            e.status
+        ));
     }
     write_file(
         &anno.join("list_bbox_inshop.txt"),
-        &table("image_name  clothes_type  pose_type  x_1  y_1  x_2  y_2", &bbox_rows),
+        &table(
+            "image_name  clothes_type  pose_type  x_1  y_1  x_2  y_2",
+            &bbox_rows,
+        ),
     )?;
-    write_file(&anno.join("list_landmarks_inshop.txt"), &table(&landmark_header(), &lm_rows))?;
+    write_file(
+        &anno.join("list_landmarks_inshop.txt"),
+        &table(&landmark_header(), &lm_rows),
+    )?;
     let mut items = format!("{}\n", plan.inshop_items.len());
     for id in &plan.inshop_items {
         let _ = writeln!(items, "id_{id:08}");
@@ -227,7 +275,11 @@ fn write_inshop(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthE
 
 fn write_c2s(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthError> {
     let anno = dir.join("Anno");
-    let all_jobs = || plan.c2s.iter().flat_map(|it| it.shop.iter().chain(&it.consumer).copied());
+    let all_jobs = || {
+        plan.c2s
+            .iter()
+            .flat_map(|it| it.shop.iter().chain(&it.consumer).copied())
+    };
     let w = name_width(all_jobs().map(|j| plan.jobs[j].name.as_str()));
     let (mut bbox_rows, mut lm_rows, mut eval_rows) = (Vec::new(), Vec::new(), Vec::new());
     for it in &plan.c2s {
@@ -238,7 +290,9 @@ fn write_c2s(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthErro
                 let o = &out[j];
                 let [x1, y1, x2, y2] = o.bbox;
                 let name = pad(&job.name, w);
-                bbox_rows.push(format!("{name}{gt}  {source}  {x1:03}  {y1:03}  {x2:03}  {y2:03}"));
+                bbox_rows.push(format!(
+                    "{name}{gt}  {source}  {x1:03}  {y1:03}  {x2:03}  {y2:03}"
+                ));
                 lm_rows.push(format!(
                     "{name}{gt}  {}{}",
                     job.view.variation_type(),
@@ -262,7 +316,10 @@ fn write_c2s(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthErro
     lm_rows.sort();
     write_file(
         &anno.join("list_bbox_consumer2shop.txt"),
-        &table("image_name  clothes_type  source_type  x_1  y_1  x_2  y_2", &bbox_rows),
+        &table(
+            "image_name  clothes_type  source_type  x_1  y_1  x_2  y_2",
+            &bbox_rows,
+        ),
     )?;
     write_file(
         &anno.join("list_landmarks_consumer2shop.txt"),
@@ -275,7 +332,10 @@ fn write_c2s(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), SynthErro
     write_file(&anno.join("list_item_consumer2shop.txt"), &items)?;
     write_file(
         &dir.join("Eval").join("list_eval_partition.txt"),
-        &table("image_pair_name_1 image_pair_name_2 item_id evaluation_status", &eval_rows),
+        &table(
+            "image_pair_name_1 image_pair_name_2 item_id evaluation_status",
+            &eval_rows,
+        ),
     )
 }
 
@@ -298,8 +358,14 @@ fn write_landmark(dir: &Path, plan: &Plan, out: &[JobOutput]) -> Result<(), Synt
         ));
         eval_rows.push(format!("{name}{}", e.split));
     }
-    write_file(&anno.join("list_bbox.txt"), &table("image_name  x_1  y_1  x_2  y_2", &bbox_rows))?;
-    write_file(&anno.join("list_landmarks.txt"), &table(&landmark_header(), &lm_rows))?;
+    write_file(
+        &anno.join("list_bbox.txt"),
+        &table("image_name  x_1  y_1  x_2  y_2", &bbox_rows),
+    )?;
+    write_file(
+        &anno.join("list_landmarks.txt"),
+        &table(&landmark_header(), &lm_rows),
+    )?;
     write_file(
         &dir.join("Eval").join("list_eval_partition.txt"),
         &table("image_name  evaluation_status", &eval_rows),
@@ -312,7 +378,11 @@ mod tests {
 
     #[test]
     fn landmark_triples_are_zero_padded_and_sized_by_type() {
-        let lm = [Some(Landmark { vis: 0, x: 72, y: 5 }); 8];
+        let lm = [Some(Landmark {
+            vis: 0,
+            x: 72,
+            y: 5,
+        }); 8];
         let s = landmark_triples(&lm, 1);
         assert_eq!(s.split_whitespace().count(), 18);
         assert!(s.starts_with("  0 072 005"));
@@ -320,6 +390,9 @@ mod tests {
         assert_eq!(landmark_triples(&lm, 3).split_whitespace().count(), 24);
         let t = table("a  b", &["x  1".to_string()]);
         assert_eq!(t, "1\na  b\nx  1\n");
-        assert_eq!(name_list_file(&[("abstract chevron print", 1)])[0], "abstract chevron print       1");
+        assert_eq!(
+            name_list_file(&[("abstract chevron print", 1)])[0],
+            "abstract chevron print       1"
+        );
     }
 }
