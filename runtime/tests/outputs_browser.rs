@@ -83,7 +83,12 @@ fn run_chromium(bin: &Path, profile: &Path, args: &[String], url: &str) -> Vec<u
 
 fn publish(server: &PreviewServer, n: u64, color: [u8; 3], category: u16) {
     let (w, h) = (320u32, 240u32);
-    let rgb: Vec<u8> = color.iter().copied().cycle().take((w * h * 3) as usize).collect();
+    let rgb: Vec<u8> = color
+        .iter()
+        .copied()
+        .cycle()
+        .take((w * h * 3) as usize)
+        .collect();
     let mut r = FrameResult {
         frame: n,
         width: w,
@@ -97,9 +102,24 @@ fn publish(server: &PreviewServer, n: u64, color: [u8; 3], category: u16) {
         l.y = 40.0 + 20.0 * i as f32;
         l.visibility = [0.9, 0.05, 0.05];
     }
-    r.categories.push(Tag { index: category, score: 0.875 }).unwrap();
-    r.attributes.push(Tag { index: category, score: 0.5 }).unwrap();
-    r.matches.push(Match { index: category as u32, score: 0.75 }).unwrap();
+    r.categories
+        .push(Tag {
+            index: category,
+            score: 0.875,
+        })
+        .unwrap();
+    r.attributes
+        .push(Tag {
+            index: category,
+            score: 0.5,
+        })
+        .unwrap();
+    r.matches
+        .push(Match {
+            index: category as u32,
+            score: 0.75,
+        })
+        .unwrap();
     let mut a = Annotator::new(95);
     let mut jpeg = a.annotate_jpeg(&rgb, w, h, &r).unwrap().to_vec();
     server.publish(&mut jpeg, &r);
@@ -108,7 +128,9 @@ fn publish(server: &PreviewServer, n: u64, color: [u8; 3], category: u16) {
 /// Mean colour of a 20x20 patch around (60, 120) of the screenshot: inside
 /// the image, away from the drawn landmarks and ROI.
 fn patch_colour(png: &[u8]) -> [f32; 3] {
-    let img = image::load_from_memory(png).expect("screenshot is a PNG").to_rgb8();
+    let img = image::load_from_memory(png)
+        .expect("screenshot is a PNG")
+        .to_rgb8();
     let mut sum = [0f32; 3];
     for y in 110..130 {
         for x in 10..30 {
@@ -169,19 +191,31 @@ fn preview_page_in_headless_chromium_shows_live_image_and_tags() {
     let mut shots = Vec::new();
     for (step, (colour, category, tags)) in [
         ([30u8, 170, 60], 0u16, ["Anorak", "quilted", "Green anorak"]),
-        ([40u8, 60, 200], 1u16, ["Culottes", "pleated", "Blue culottes"]),
+        (
+            [40u8, 60, 200],
+            1u16,
+            ["Culottes", "pleated", "Blue culottes"],
+        ),
     ]
     .into_iter()
     .enumerate()
     {
         let seq = step as u64 + 1;
         publish(&server, 100 + seq, colour, category);
-        let dom = run_chromium(&chromium, &tmp.path().join(format!("p{step}")), &["--dump-dom".into()], &url);
+        let dom = run_chromium(
+            &chromium,
+            &tmp.path().join(format!("p{step}")),
+            &["--dump-dom".into()],
+            &url,
+        );
         let dom = String::from_utf8_lossy(&dom);
         for t in tags {
             assert!(dom.contains(t), "step {step}: `{t}` not in the DOM:\n{dom}");
         }
-        assert!(dom.contains(&format!("data-seq=\"{seq}\"")), "step {step}: image {seq} not loaded:\n{dom}");
+        assert!(
+            dom.contains(&format!("data-seq=\"{seq}\"")),
+            "step {step}: image {seq} not loaded:\n{dom}"
+        );
         assert!(dom.contains(">ok<"), "camera status not shown:\n{dom}");
         let shot = tmp.path().join(format!("shot{step}.png"));
         run_chromium(
@@ -192,7 +226,10 @@ fn preview_page_in_headless_chromium_shows_live_image_and_tags() {
         );
         let png = std::fs::read(&shot).expect("chromium wrote no screenshot");
         let c = patch_colour(&png);
-        assert!(close(c, colour), "step {step}: image shows {c:?}, expected {colour:?}");
+        assert!(
+            close(c, colour),
+            "step {step}: image shows {c:?}, expected {colour:?}"
+        );
         shots.push(c);
     }
     assert!(!close(shots[0], [40, 60, 200]), "image did not change");

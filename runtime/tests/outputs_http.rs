@@ -50,15 +50,28 @@ fn frame(n: u64, shade: u8) -> (Vec<u8>, FrameResult) {
         height: h,
         ..Default::default()
     };
-    r.categories.push(Tag { index: 0, score: 0.5 }).unwrap();
-    r.attributes.push(Tag { index: 0, score: 0.25 }).unwrap();
+    r.categories
+        .push(Tag {
+            index: 0,
+            score: 0.5,
+        })
+        .unwrap();
+    r.attributes
+        .push(Tag {
+            index: 0,
+            score: 0.25,
+        })
+        .unwrap();
     (rgb, r)
 }
 
 fn publish(server: &PreviewServer, n: u64, shade: u8) {
     let (rgb, r) = frame(n, shade);
     let mut a = Annotator::new(90);
-    let mut jpeg = a.annotate_jpeg(&rgb, r.width, r.height, &r).unwrap().to_vec();
+    let mut jpeg = a
+        .annotate_jpeg(&rgb, r.width, r.height, &r)
+        .unwrap()
+        .to_vec();
     server.publish(&mut jpeg, &r);
 }
 
@@ -73,7 +86,10 @@ fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String, Vec<u8>) {
 }
 
 fn split(out: &[u8]) -> (u16, String, Vec<u8>) {
-    let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(out.len());
+    let end = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(out.len());
     let head = String::from_utf8_lossy(&out[..end]).to_string();
     let status = head
         .split(' ')
@@ -85,7 +101,10 @@ fn split(out: &[u8]) -> (u16, String, Vec<u8>) {
 }
 
 fn get(addr: SocketAddr, path: &str, extra: &str) -> (u16, String, Vec<u8>) {
-    raw(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes())
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes(),
+    )
 }
 
 #[test]
@@ -124,7 +143,10 @@ fn serves_page_state_and_frame_and_nothing_else() {
     }
     let (st, _, body) = raw(addr, b"HEAD /state.json HTTP/1.1\r\n\r\n");
     assert_eq!((st, body.len()), (200, 0));
-    assert_eq!(raw(addr, b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0, 405);
+    assert_eq!(
+        raw(addr, b"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").0,
+        405
+    );
     server.shutdown();
 }
 
@@ -136,8 +158,19 @@ fn token_is_required_when_configured() {
     assert_eq!(get(addr, "/state.json?token=wrong", "").0, 401);
     assert_eq!(get(addr, "/nope", "").0, 401);
     assert_eq!(get(addr, &format!("/?token={TOKEN}"), "").0, 200);
-    assert_eq!(get(addr, "/state.json", &format!("Authorization: Bearer {TOKEN}\r\n")).0, 200);
-    assert_eq!(get(addr, "/state.json", "Authorization: Bearer nope\r\n").0, 401);
+    assert_eq!(
+        get(
+            addr,
+            "/state.json",
+            &format!("Authorization: Bearer {TOKEN}\r\n")
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        get(addr, "/state.json", "Authorization: Bearer nope\r\n").0,
+        401
+    );
 }
 
 #[test]
@@ -257,12 +290,18 @@ fn mjpeg_stream_sends_each_new_frame() {
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut chunk = [0u8; 1];
-        assert_eq!(s.read(&mut chunk).unwrap(), 1, "stream closed before its head");
+        assert_eq!(
+            s.read(&mut chunk).unwrap(),
+            1,
+            "stream closed before its head"
+        );
         buf.push(chunk[0]);
     }
     let head = String::from_utf8_lossy(&buf).to_string();
     assert!(
-        head.starts_with("HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=fashionframe"),
+        head.starts_with(
+            "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=fashionframe"
+        ),
         "{head}"
     );
     buf.clear();

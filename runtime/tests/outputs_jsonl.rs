@@ -71,13 +71,48 @@ fn sample(frame: u64) -> FrameResult {
             },
         };
     }
-    r.categories.push(Tag { index: 2, score: 0.75 }).unwrap();
-    r.categories.push(Tag { index: 0, score: 0.125 }).unwrap();
-    r.categories.push(Tag { index: 9, score: 0.01 }).unwrap(); // unknown label
-    r.attributes.push(Tag { index: 1, score: 0.5 }).unwrap();
-    r.matches.push(Match { index: 0, score: 0.9 }).unwrap();
-    r.matches.push(Match { index: 1, score: 0.8 }).unwrap();
-    r.matches.push(Match { index: 7, score: 0.1 }).unwrap();
+    r.categories
+        .push(Tag {
+            index: 2,
+            score: 0.75,
+        })
+        .unwrap();
+    r.categories
+        .push(Tag {
+            index: 0,
+            score: 0.125,
+        })
+        .unwrap();
+    r.categories
+        .push(Tag {
+            index: 9,
+            score: 0.01,
+        })
+        .unwrap(); // unknown label
+    r.attributes
+        .push(Tag {
+            index: 1,
+            score: 0.5,
+        })
+        .unwrap();
+    r.matches
+        .push(Match {
+            index: 0,
+            score: 0.9,
+        })
+        .unwrap();
+    r.matches
+        .push(Match {
+            index: 1,
+            score: 0.8,
+        })
+        .unwrap();
+    r.matches
+        .push(Match {
+            index: 7,
+            score: 0.1,
+        })
+        .unwrap();
     r
 }
 
@@ -155,7 +190,11 @@ fn buffer_is_reused_without_growing_once_warm() {
     let (cap, ptr) = (buf.capacity(), buf.as_ptr());
     for n in 2..200 {
         sample(n).write_json(&names, &mut buf);
-        assert_eq!((buf.capacity(), buf.as_ptr()), (cap, ptr), "frame {n} reallocated");
+        assert_eq!(
+            (buf.capacity(), buf.as_ptr()),
+            (cap, ptr),
+            "frame {n} reallocated"
+        );
     }
     let v: Value = serde_json::from_str(&buf).unwrap();
     assert_eq!(v["frame"], 199);

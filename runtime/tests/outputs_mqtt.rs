@@ -31,7 +31,11 @@ fn find_binary(name: &str) -> Option<PathBuf> {
 }
 
 fn binaries() -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let found = (find_binary("mosquitto"), find_binary("mosquitto_sub"), find_binary("mosquitto_pub"));
+    let found = (
+        find_binary("mosquitto"),
+        find_binary("mosquitto_sub"),
+        find_binary("mosquitto_pub"),
+    );
     if let (Some(b), Some(s), Some(p)) = found {
         return Some((b, s, p));
     }
@@ -55,7 +59,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_broker(bin: &Path, conf: &Path, port: u16) -> Proc {
@@ -69,7 +77,10 @@ fn start_broker(bin: &Path, conf: &Path, port: u16) -> Proc {
     let p = Proc(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     p
@@ -79,7 +90,17 @@ fn start_broker(bin: &Path, conf: &Path, port: u16) -> Proc {
 /// once a probe message published with `mosquitto_pub` came through.
 fn start_subscriber(sub: &Path, publ: &Path, port: u16, topic: &str) -> (Proc, Receiver<String>) {
     let mut child = Command::new(sub)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "2", "-v", "-t", topic])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "2",
+            "-v",
+            "-t",
+            topic,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -98,9 +119,21 @@ fn start_subscriber(sub: &Path, publ: &Path, port: u16, topic: &str) -> (Proc, R
     let probe_topic = topic.trim_end_matches('#').to_string() + "probe";
     let deadline = Instant::now() + Duration::from_secs(10);
     'ready: loop {
-        assert!(Instant::now() < deadline, "mosquitto_sub never received the probe");
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto_sub never received the probe"
+        );
         Command::new(publ)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", &probe_topic, "-m", "probe"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                &probe_topic,
+                "-m",
+                "probe",
+            ])
             .status()
             .expect("run mosquitto_pub");
         let until = Instant::now() + Duration::from_millis(300);
@@ -146,9 +179,24 @@ fn result(frame: u64, category: u16) -> FrameResult {
         height: 480,
         ..Default::default()
     };
-    r.categories.push(Tag { index: category, score: 0.75 }).unwrap();
-    r.attributes.push(Tag { index: 0, score: 0.5 }).unwrap();
-    r.matches.push(Match { index: 0, score: 0.875 }).unwrap();
+    r.categories
+        .push(Tag {
+            index: category,
+            score: 0.75,
+        })
+        .unwrap();
+    r.attributes
+        .push(Tag {
+            index: 0,
+            score: 0.5,
+        })
+        .unwrap();
+    r.matches
+        .push(Match {
+            index: 0,
+            score: 0.875,
+        })
+        .unwrap();
     r.latency.total_us = 1234;
     r
 }
@@ -168,7 +216,8 @@ fn collect(rx: &Receiver<String>, topic: &str, want: &BTreeSet<u64>, got: &mut R
             continue;
         }
         let got = got.entry(t.to_string()).or_default();
-        let v: Value = serde_json::from_str(payload).unwrap_or_else(|e| panic!("bad payload {payload}: {e}"));
+        let v: Value =
+            serde_json::from_str(payload).unwrap_or_else(|e| panic!("bad payload {payload}: {e}"));
         let frame = v["frame"].as_u64().unwrap();
         assert_eq!(v["ts"], 1_700_000_000_000 + frame);
         assert_eq!(v["width"], 640);
@@ -231,7 +280,10 @@ fn publishes_every_frame_and_survives_a_broker_restart() {
     let want: BTreeSet<u64> = (1..=20).collect();
     collect(&rx1, "fashion/test/frames", &want, &mut got);
     collect(&rx1, "fashion/test/changes", &[1, 8, 15].into(), &mut got);
-    assert_eq!(got["fashion/test/frames"], want, "frames lost while the broker was up");
+    assert_eq!(
+        got["fashion/test/frames"], want,
+        "frames lost while the broker was up"
+    );
     assert_eq!(got["fashion/test/changes"], [1, 8, 15].into());
 
     // Phase 2: outage. The publisher keeps accepting frames and drops them.
@@ -259,12 +311,18 @@ fn publishes_every_frame_and_survives_a_broker_restart() {
     let mut after = Received::new();
     collect(&rx2, "fashion/test/frames", &want, &mut after);
     let after = after.remove("fashion/test/frames").unwrap_or_default();
-    assert!(after.is_superset(&want), "frames lost after the broker came back: {after:?}");
+    assert!(
+        after.is_superset(&want),
+        "frames lost after the broker came back: {after:?}"
+    );
     // Nothing from before the outage is replayed; an outage frame could only
     // appear if it was still queued at the instant of reconnection.
     assert!(after.iter().all(|f| *f > 20), "{after:?}");
     let stats = every.stats();
-    assert!(stats.dropped.load(Ordering::SeqCst) >= 1, "outage frames were not counted as dropped");
+    assert!(
+        stats.dropped.load(Ordering::SeqCst) >= 1,
+        "outage frames were not counted as dropped"
+    );
     assert!(stats.sent.load(Ordering::SeqCst) >= 40);
     every.shutdown(Duration::from_secs(2));
     changes.shutdown(Duration::from_secs(2));

@@ -7,7 +7,6 @@
 //! not drawn to a truncated landmark. The copy and the JPEG buffer are
 //! reused from frame to frame.
 
-
 use image::codecs::jpeg::JpegEncoder;
 use image::ExtendedColorType;
 
@@ -137,7 +136,10 @@ pub fn draw_result(rgb: &mut [u8], width: u32, height: u32, result: &FrameResult
     let roi = &result.roi;
     if roi.side > 0.0 && roi.x0.is_finite() && roi.y0.is_finite() && roi.side.is_finite() {
         let (x0, y0) = (roi.x0 as i64, roi.y0 as i64);
-        let (x1, y1) = ((roi.x0 + roi.side) as i64 - 1, (roi.y0 + roi.side) as i64 - 1);
+        let (x1, y1) = (
+            (roi.x0 + roi.side) as i64 - 1,
+            (roi.y0 + roi.side) as i64 - 1,
+        );
         for t in 0..thick {
             canvas.rect(x0 + t, y0 + t, x1 - t, y1 - t, ROI);
         }
@@ -238,7 +240,10 @@ impl Canvas<'_> {
     fn line(&mut self, p: (i64, i64), q: (i64, i64), thick: i64, c: [u8; 3]) {
         // Clip coarsely: skip lines entirely off one side of the image.
         let (w, h) = (self.width, self.height);
-        if (p.0 < 0 && q.0 < 0) || (p.1 < 0 && q.1 < 0) || (p.0 >= w && q.0 >= w) || (p.1 >= h && q.1 >= h)
+        if (p.0 < 0 && q.0 < 0)
+            || (p.1 < 0 && q.1 < 0)
+            || (p.0 >= w && q.0 >= w)
+            || (p.1 >= h && q.1 >= h)
         {
             return;
         }

@@ -205,7 +205,11 @@ impl PreviewServer {
             })?;
         tracing::info!(
             "preview on http://{local_addr}/{}",
-            if config.token.is_some() { " (token required)" } else { "" }
+            if config.token.is_some() {
+                " (token required)"
+            } else {
+                ""
+            }
         );
         Ok(Self {
             shared,
@@ -303,7 +307,13 @@ fn accept_loop(listener: TcpListener, ctx: Arc<ConnCtx>) {
         if ctx.active.fetch_add(1, Ordering::SeqCst) >= ctx.config.max_connections {
             ctx.active.fetch_sub(1, Ordering::SeqCst);
             let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = respond(&mut stream, "503 Service Unavailable", "text/plain", b"too many connections\n", false);
+            let _ = respond(
+                &mut stream,
+                "503 Service Unavailable",
+                "text/plain",
+                b"too many connections\n",
+                false,
+            );
             let _ = stream.shutdown(Shutdown::Both);
             continue;
         }
@@ -352,14 +362,34 @@ fn handle(stream: &mut TcpStream, ctx: &ConnCtx) -> io::Result<()> {
     let req = match req {
         Ok(r) => r,
         Err(ReadError::TooLarge) => {
-            return respond(stream, "431 Request Header Fields Too Large", "text/plain", b"request head too large\n", false)
+            return respond(
+                stream,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                b"request head too large\n",
+                false,
+            )
         }
-        Err(ReadError::Malformed) => return respond(stream, "400 Bad Request", "text/plain", b"bad request\n", false),
+        Err(ReadError::Malformed) => {
+            return respond(
+                stream,
+                "400 Bad Request",
+                "text/plain",
+                b"bad request\n",
+                false,
+            )
+        }
         Err(ReadError::Io(e)) => return Err(e),
     };
     let head_only = req.method == "HEAD";
     if req.method != "GET" && !head_only {
-        return respond(stream, "405 Method Not Allowed", "text/plain", b"only GET\n", false);
+        return respond(
+            stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"only GET\n",
+            false,
+        );
     }
     if !authorized(&req, ctx.config.token.as_deref()) {
         return respond_with(
@@ -372,28 +402,55 @@ fn handle(stream: &mut TcpStream, ctx: &ConnCtx) -> io::Result<()> {
         );
     }
     match req.path.as_str() {
-        "/" | "/index.html" => respond(stream, "200 OK", "text/html; charset=utf-8", PREVIEW_PAGE.as_bytes(), head_only),
+        "/" | "/index.html" => respond(
+            stream,
+            "200 OK",
+            "text/html; charset=utf-8",
+            PREVIEW_PAGE.as_bytes(),
+            head_only,
+        ),
         "/state.json" => {
             let body = ctx.shared.state_json();
-            respond(stream, "200 OK", "application/json", body.as_bytes(), head_only)
+            respond(
+                stream,
+                "200 OK",
+                "application/json",
+                body.as_bytes(),
+                head_only,
+            )
         }
         "/frame.jpg" => {
             let mut jpeg = Vec::new();
             if ctx.shared.copy_latest(&mut jpeg, 0).is_some() {
                 respond(stream, "200 OK", "image/jpeg", &jpeg, head_only)
             } else {
-                respond(stream, "503 Service Unavailable", "text/plain", b"no frame yet\n", head_only)
+                respond(
+                    stream,
+                    "503 Service Unavailable",
+                    "text/plain",
+                    b"no frame yet\n",
+                    head_only,
+                )
             }
         }
         "/stream.mjpg" if head_only => respond(stream, "200 OK", MJPEG_TYPE, b"", true),
         "/stream.mjpg" => stream_mjpeg(stream, ctx),
-        _ => respond(stream, "404 Not Found", "text/plain", b"not found\n", head_only),
+        _ => respond(
+            stream,
+            "404 Not Found",
+            "text/plain",
+            b"not found\n",
+            head_only,
+        ),
     }
 }
 
 fn authorized(req: &Request, token: Option<&str>) -> bool {
     let Some(token) = token else { return true };
-    let ok = |t: &Option<String>| t.as_deref().is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+    let ok = |t: &Option<String>| {
+        t.as_deref()
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()))
+    };
     ok(&req.bearer) || ok(&req.query_token)
 }
 
@@ -435,7 +492,13 @@ fn stream_mjpeg(stream: &mut TcpStream, ctx: &ConnCtx) -> io::Result<()> {
     Ok(())
 }
 
-fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8], head_only: bool) -> io::Result<()> {
+fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    ctype: &str,
+    body: &[u8],
+    head_only: bool,
+) -> io::Result<()> {
     respond_with(stream, status, ctype, "", body, head_only)
 }
 

@@ -28,7 +28,11 @@ pub(crate) struct Request {
 
 /// Read bytes until the end of the head (`\r\n\r\n`), at most `max` bytes,
 /// into `buf` (cleared first). Returns the head length.
-pub(crate) fn read_head(r: &mut impl Read, buf: &mut Vec<u8>, max: usize) -> Result<usize, ReadError> {
+pub(crate) fn read_head(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> Result<usize, ReadError> {
     buf.clear();
     let mut chunk = [0u8; 1024];
     loop {
@@ -72,7 +76,8 @@ pub(crate) fn parse_head(head: &[u8]) -> Result<Request, ReadError> {
         (Some(m), Some(t), Some(v), None) => (m, t, v),
         _ => return Err(ReadError::Malformed),
     };
-    let method_ok = !method.is_empty() && method.len() <= 16 && method.bytes().all(|b| b.is_ascii_uppercase());
+    let method_ok =
+        !method.is_empty() && method.len() <= 16 && method.bytes().all(|b| b.is_ascii_uppercase());
     if !method_ok || !version.starts_with("HTTP/1.") || !target.starts_with('/') {
         return Err(ReadError::Malformed);
     }
@@ -188,10 +193,16 @@ mod tests {
     fn head_size_is_bounded() {
         let mut buf = Vec::new();
         let big = vec![b'a'; 10_000];
-        assert!(matches!(read_head(&mut &big[..], &mut buf, 8192), Err(ReadError::TooLarge)));
+        assert!(matches!(
+            read_head(&mut &big[..], &mut buf, 8192),
+            Err(ReadError::TooLarge)
+        ));
         let ok = b"GET / HTTP/1.1\r\n\r\nrest";
         assert_eq!(read_head(&mut &ok[..], &mut buf, 8192).unwrap(), 18);
-        assert!(matches!(read_head(&mut &b"GET /"[..], &mut buf, 8192), Err(ReadError::Io(_))));
+        assert!(matches!(
+            read_head(&mut &b"GET /"[..], &mut buf, 8192),
+            Err(ReadError::Io(_))
+        ));
     }
 
     #[test]

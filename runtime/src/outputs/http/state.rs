@@ -83,7 +83,11 @@ impl Shared {
                 let dt = now.duration_since(prev).as_secs_f32();
                 if dt > 0.0 {
                     let inst = 1.0 / dt;
-                    s.fps = if s.fps == 0.0 { inst } else { 0.8 * s.fps + 0.2 * inst };
+                    s.fps = if s.fps == 0.0 {
+                        inst
+                    } else {
+                        0.8 * s.fps + 0.2 * inst
+                    };
                 }
             }
             s.last_publish = Some(now);

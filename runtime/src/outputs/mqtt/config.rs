@@ -159,11 +159,18 @@ impl MqttConfig {
         if self.client_id.is_empty() || self.client_id.len() > 256 {
             return invalid("client_id", "must be 1 to 256 bytes");
         }
-        if self.username.as_ref().is_some_and(|u| u.is_empty() || u.len() > 1024) {
+        if self
+            .username
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.len() > 1024)
+        {
             return invalid("username", "must be 1 to 1024 bytes");
         }
         if self.password_file.is_some() && self.username.is_none() {
-            return invalid("password_file", "needs `username` (MQTT 3.1.1 sends a password only with a user name)");
+            return invalid(
+                "password_file",
+                "needs `username` (MQTT 3.1.1 sends a password only with a user name)",
+            );
         }
         if self.ca_file.is_some() && !self.tls {
             return invalid("ca_file", "is set but `tls` is false");
@@ -265,13 +272,17 @@ fn tls_config(ca_file: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, MqttE
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| MqttError::Tls(format!("ca_file {}: {e}", path.display())))?;
             for cert in certs {
-                let cert = cert.map_err(|e| MqttError::Tls(format!("ca_file {}: {e}", path.display())))?;
+                let cert =
+                    cert.map_err(|e| MqttError::Tls(format!("ca_file {}: {e}", path.display())))?;
                 roots
                     .add(cert)
                     .map_err(|e| MqttError::Tls(format!("ca_file {}: {e}", path.display())))?;
             }
             if roots.is_empty() {
-                return Err(MqttError::Tls(format!("ca_file {} holds no certificate", path.display())));
+                return Err(MqttError::Tls(format!(
+                    "ca_file {} holds no certificate",
+                    path.display()
+                )));
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -294,20 +305,62 @@ mod tests {
         let ok = MqttConfig::default();
         ok.validate().unwrap();
         for (cfg, field) in [
-            (MqttConfig { qos: 3, ..ok.clone() }, "qos"),
-            (MqttConfig { broker: "nohost".into(), ..ok.clone() }, "broker"),
-            (MqttConfig { broker: "h:0".into(), ..ok.clone() }, "broker"),
-            (MqttConfig { topic: "a/#".into(), ..ok.clone() }, "topic"),
-            (MqttConfig { password_file: Some("p".into()), ..ok.clone() }, "password_file"),
-            (MqttConfig { queue: 0, ..ok.clone() }, "queue"),
+            (
+                MqttConfig {
+                    qos: 3,
+                    ..ok.clone()
+                },
+                "qos",
+            ),
+            (
+                MqttConfig {
+                    broker: "nohost".into(),
+                    ..ok.clone()
+                },
+                "broker",
+            ),
+            (
+                MqttConfig {
+                    broker: "h:0".into(),
+                    ..ok.clone()
+                },
+                "broker",
+            ),
+            (
+                MqttConfig {
+                    topic: "a/#".into(),
+                    ..ok.clone()
+                },
+                "topic",
+            ),
+            (
+                MqttConfig {
+                    password_file: Some("p".into()),
+                    ..ok.clone()
+                },
+                "password_file",
+            ),
+            (
+                MqttConfig {
+                    queue: 0,
+                    ..ok.clone()
+                },
+                "queue",
+            ),
         ] {
             let err = cfg.validate().unwrap_err().to_string();
             assert!(err.contains(field), "{err}");
         }
-        let toml_err = toml::from_str::<MqttConfig>("brokr = \"x:1\"").unwrap_err().to_string();
+        let toml_err = toml::from_str::<MqttConfig>("brokr = \"x:1\"")
+            .unwrap_err()
+            .to_string();
         assert!(toml_err.contains("brokr"), "{toml_err}");
-        let cfg: MqttConfig = toml::from_str("broker = \"b:1\"\nmode = \"on_change\"\nqos = 1").unwrap();
-        assert_eq!((cfg.mode, cfg.qos, cfg.broker.as_str()), (PublishMode::OnChange, 1, "b:1"));
+        let cfg: MqttConfig =
+            toml::from_str("broker = \"b:1\"\nmode = \"on_change\"\nqos = 1").unwrap();
+        assert_eq!(
+            (cfg.mode, cfg.qos, cfg.broker.as_str()),
+            (PublishMode::OnChange, 1, "b:1")
+        );
     }
 
     #[cfg(unix)]
@@ -324,11 +377,17 @@ mod tests {
             ..MqttConfig::default()
         };
         let err = cfg.prepare().unwrap_err().to_string();
-        assert!(err.contains("readable by group or others") && err.contains("640"), "{err}");
+        assert!(
+            err.contains("readable by group or others") && err.contains("640"),
+            "{err}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let settings = cfg.prepare().unwrap();
         assert_eq!(settings.password.as_ref().unwrap().0, b"hunter2-secret");
         let dbg = format!("{settings:?}");
-        assert!(!dbg.contains("hunter2") && dbg.contains("<redacted>"), "{dbg}");
+        assert!(
+            !dbg.contains("hunter2") && dbg.contains("<redacted>"),
+            "{dbg}"
+        );
     }
 }

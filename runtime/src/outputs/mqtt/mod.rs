@@ -11,8 +11,8 @@
 //! never memory or the process.
 
 mod config;
-mod session;
 mod packet;
+mod session;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -137,7 +137,9 @@ impl MqttPublisher {
     fn stop_within(&mut self, grace: Duration) {
         // Closing the queue asks the thread to drain it and disconnect.
         self.tx = None;
-        let Some(worker) = self.worker.take() else { return };
+        let Some(worker) = self.worker.take() else {
+            return;
+        };
         let deadline = Instant::now() + grace;
         while !worker.is_finished() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(10));

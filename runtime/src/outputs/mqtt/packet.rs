@@ -164,8 +164,8 @@ mod tests {
         assert_eq!(
             b,
             [
-                0x10, 23, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30, 0, 4, b'c', b'a', b'm', b'1', 0, 1, b'u', 0, 2,
-                b'p', b'w'
+                0x10, 23, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 30, 0, 4, b'c', b'a', b'm',
+                b'1', 0, 1, b'u', 0, 2, b'p', b'w'
             ]
         );
     }
@@ -181,12 +181,30 @@ mod tests {
 
     #[test]
     fn decodes_acks_partial_and_garbage() {
-        assert_eq!(decode(&[0x20, 2, 0, 5], 64), Ok(Some((Incoming { kind: 2, value: 5 }, 4))));
+        assert_eq!(
+            decode(&[0x20, 2, 0, 5], 64),
+            Ok(Some((Incoming { kind: 2, value: 5 }, 4)))
+        );
         assert_eq!(decode(&[0x40, 2, 1], 64), Ok(None));
-        assert_eq!(decode(&[0x50, 2, 1, 2, 0xD0], 64), Ok(Some((Incoming { kind: 5, value: 258 }, 4))));
-        assert_eq!(decode(&[0xD0, 0], 64), Ok(Some((Incoming { kind: 13, value: 0 }, 2))));
+        assert_eq!(
+            decode(&[0x50, 2, 1, 2, 0xD0], 64),
+            Ok(Some((
+                Incoming {
+                    kind: 5,
+                    value: 258
+                },
+                4
+            )))
+        );
+        assert_eq!(
+            decode(&[0xD0, 0], 64),
+            Ok(Some((Incoming { kind: 13, value: 0 }, 2)))
+        );
         assert_eq!(decode(&[0x90, 3, 0, 1, 0], 64), Err(DecodeError::Malformed));
-        assert_eq!(decode(&[0x40, 0xff, 0xff, 0xff, 0xff, 1], 64), Err(DecodeError::Malformed));
+        assert_eq!(
+            decode(&[0x40, 0xff, 0xff, 0xff, 0xff, 1], 64),
+            Err(DecodeError::Malformed)
+        );
         assert_eq!(decode(&[0x30, 0x80, 0x01], 64), Err(DecodeError::TooLarge));
     }
 }

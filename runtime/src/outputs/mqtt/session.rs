@@ -74,7 +74,10 @@ fn broken(msg: &str) -> io::Error {
 impl Session {
     fn connect(s: &Settings, out: &mut Vec<u8>) -> io::Result<Self> {
         let addrs = (s.host.as_str(), s.port).to_socket_addrs()?;
-        let mut last_err = io::Error::new(io::ErrorKind::NotFound, "broker name resolved to no address");
+        let mut last_err = io::Error::new(
+            io::ErrorKind::NotFound,
+            "broker name resolved to no address",
+        );
         let mut tcp = None;
         for a in addrs {
             match TcpStream::connect_timeout(&a, IO_TIMEOUT) {
@@ -106,7 +109,13 @@ impl Session {
         };
         let password = s.password.as_ref().map(|p| p.0.as_slice());
         let keep_alive = s.keep_alive.as_secs().min(u16::MAX as u64) as u16;
-        packet::connect(out, &s.client_id, keep_alive, s.username.as_deref(), password);
+        packet::connect(
+            out,
+            &s.client_id,
+            keep_alive,
+            s.username.as_deref(),
+            password,
+        );
         session.send(out)?;
         // Do not keep the password around in the reused buffer.
         out.iter_mut().for_each(|b| *b = 0);
@@ -123,7 +132,10 @@ impl Session {
                 format!("broker refused the connection: {}", connack_reason(code)),
             )),
             Some(_) => Err(broken("broker sent something other than CONNACK")),
-            None => Err(io::Error::new(io::ErrorKind::TimedOut, "no CONNACK from the broker")),
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no CONNACK from the broker",
+            )),
         }
     }
 
@@ -144,8 +156,12 @@ impl Session {
                     return Ok(Some(p));
                 }
                 Ok(None) => {}
-                Err(DecodeError::Malformed) => return Err(broken("malformed packet from the broker")),
-                Err(DecodeError::TooLarge) => return Err(broken("oversized packet from the broker")),
+                Err(DecodeError::Malformed) => {
+                    return Err(broken("malformed packet from the broker"))
+                }
+                Err(DecodeError::TooLarge) => {
+                    return Err(broken("oversized packet from the broker"))
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -156,7 +172,12 @@ impl Session {
             match self.io.read(&mut chunk) {
                 Ok(0) => return Err(broken("broker closed the connection")),
                 Ok(n) => self.inbuf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     if Instant::now() >= deadline {
                         return Ok(None);
                     }
@@ -181,7 +202,12 @@ impl Session {
             match self.read_packet(deadline)? {
                 Some(p) if p.kind == want && p.value == id => return Ok(()),
                 Some(_) => continue,
-                None => return Err(io::Error::new(io::ErrorKind::TimedOut, "no acknowledgement from the broker")),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no acknowledgement from the broker",
+                    ))
+                }
             }
         }
     }
@@ -252,9 +278,9 @@ pub(crate) fn run(
             Ok(sess) => sess,
             Err(e) => {
                 failures += 1;
-                // Log the first failure and then every 10th (no secrets in
+                // Log failures 1, 2, 4, 8, ... (no secrets in
                 // these messages: only the address and the I/O error).
-                if failures == 1 || failures % 10 == 0 {
+                if failures.is_power_of_two() {
                     tracing::warn!("MQTT broker {broker} unreachable ({e}); retrying in {backoff:?} (attempt {failures})");
                 }
                 closed = drop_for(&rx, backoff, &stats, &stop);
@@ -304,7 +330,12 @@ pub(crate) fn run(
 
 /// Sleep for `wait` while dropping whatever the frame loop queues. Returns
 /// true if the queue was closed.
-fn drop_for(rx: &Receiver<FrameResult>, wait: Duration, stats: &MqttStats, stop: &AtomicBool) -> bool {
+fn drop_for(
+    rx: &Receiver<FrameResult>,
+    wait: Duration,
+    stats: &MqttStats,
+    stop: &AtomicBool,
+) -> bool {
     let deadline = Instant::now() + wait;
     loop {
         let now = Instant::now();
