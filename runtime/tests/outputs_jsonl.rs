@@ -238,3 +238,68 @@ fn jsonl_file_holds_one_object_per_line_and_appends() {
     assert_eq!(frames, [1, 2, 3, 11, 12, 13]);
     assert!(text.ends_with('\n'));
 }
+
+/// A `Write` into a shared buffer, to look at what a sink wrote.
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn outputs_fan_one_frame_out_to_jsonl_folder_and_preview() {
+    use fashion_runtime::outputs::folder::FrameFolderSink;
+    use fashion_runtime::outputs::http::{HttpConfig, PreviewServer};
+    use fashion_runtime::outputs::Outputs;
+    use std::io::{Read, Write};
+
+    let names = OwnedNames {
+        labels: Some(Arc::new(labels())),
+        shop: Some(Arc::new(shop())),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let buf = SharedBuf::default();
+    let cfg = HttpConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..HttpConfig::default()
+    };
+    let server = PreviewServer::start(&cfg, names.clone()).unwrap();
+    let addr = server.local_addr();
+    let mut outputs = Outputs::new(names)
+        .with_jsonl(JsonlSink::from_writer(
+            Box::new(buf.clone()),
+            "buffer".into(),
+        ))
+        .with_folder(FrameFolderSink::create(dir.path(), None).unwrap())
+        .with_preview(server, 1000.0, 80);
+    let rgb = vec![128u8; 640 * 480 * 3];
+    for n in 1..=3 {
+        outputs.emit(&rgb, &sample(n)).unwrap();
+    }
+    // A frame buffer of the wrong size is an error, not a panic.
+    assert!(outputs.emit(&rgb[1..], &sample(4)).is_err());
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().count(), 4);
+    for n in 1..=3 {
+        let jpeg = std::fs::read(dir.path().join(format!("frame_{n:06}.jpg"))).unwrap();
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+    }
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /state.json HTTP/1.1\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap();
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["result"]["frame"], 3);
+    assert_eq!(v["camera"], "ok");
+    outputs
+        .finish(std::time::Duration::from_millis(100))
+        .unwrap();
+}
