@@ -1,1 +1,693 @@
-//! Placeholder: filled by the issue that owns this module.
+//! The shop embedding table: a compact, checksummed, memory-mappable file of
+//! int8 item embeddings (one scale per item), item ids and optional metadata
+//! (name, price, URL), tied to the model that produced it by its
+//! fingerprint (DESIGN.md section 8). Written by `export gallery`, searched
+//! by the runtime on the board.
+//!
+//! The layout is described in [`format`]. Loading ([`ShopTable::open`])
+//! maps the file, checks magic, version, section bounds and the SHA-256
+//! checksum once; afterwards every access is in place. Search
+//! ([`ShopTable::search_into`]) is exact top-k over int8 dot products with
+//! the query quantized per call into a stack buffer: it allocates nothing.
+//!
+//! This module uses neither tract nor tch.
+
+pub mod format;
+
+pub use format::{write_atomic, TableWriter};
+
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// Largest embedding dimension a table may have (the query is quantized into
+/// a stack buffer of this size).
+pub const MAX_DIM: usize = 4096;
+
+/// Size of the int8 shortlist that [`ShopTable::search_into`] rescores with
+/// the float query.
+pub const MAX_CANDIDATES: usize = 256;
+
+/// Errors raised when reading, writing or checking a table.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    /// Reading or writing the file failed.
+    #[error("shop table `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is shorter than its header says.
+    #[error("shop table is truncated: {found} bytes, the header needs {expected}")]
+    Truncated {
+        /// Bytes the header implies.
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
+    /// The file does not start with the table magic.
+    #[error("not a shop table: magic is {found:?}, expected {expected:?}")]
+    BadMagic {
+        /// Magic found.
+        found: [u8; 8],
+        /// Magic expected.
+        expected: [u8; 8],
+    },
+    /// The format version is not one this build reads.
+    #[error("shop table format version {found} is not supported (this build reads {supported})")]
+    UnsupportedVersion {
+        /// Version found.
+        found: u32,
+        /// Version supported.
+        supported: u32,
+    },
+    /// The stored checksum does not match the content (bit flip, partial write).
+    #[error("shop table checksum mismatch: stored {stored}, computed {computed} (file corrupted)")]
+    Checksum {
+        /// Stored checksum (hex).
+        stored: String,
+        /// Computed checksum (hex).
+        computed: String,
+    },
+    /// An embedding dimension does not match.
+    #[error("embedding dimension mismatch in {context}: expected {expected}, found {found}")]
+    DimMismatch {
+        /// Expected dimension.
+        expected: usize,
+        /// Dimension found.
+        found: usize,
+        /// Where.
+        context: String,
+    },
+    /// The table was built with another model.
+    #[error(
+        "shop table was built with model {table}, but the model in use is {model}; \
+         rebuild it with `export gallery`"
+    )]
+    FingerprintMismatch {
+        /// Fingerprint stored in the table.
+        table: String,
+        /// Fingerprint of the model.
+        model: String,
+    },
+    /// Any other structural problem.
+    #[error("invalid shop table: {0}")]
+    Invalid(String),
+}
+
+/// One catalogue item to put into a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableItem {
+    /// Item id (non-empty).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Price as text (currency included).
+    pub price: Option<String>,
+    /// Product page URL.
+    pub url: Option<String>,
+    /// Float embedding (L2-normalized by the model), `dim` values.
+    pub embedding: Vec<f32>,
+}
+
+/// A borrowed view of one item's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRef<'a> {
+    /// Item id.
+    pub id: &'a str,
+    /// Display name.
+    pub name: Option<&'a str>,
+    /// Price as text.
+    pub price: Option<&'a str>,
+    /// Product page URL.
+    pub url: Option<&'a str>,
+}
+
+/// A search hit: item index and similarity (approximate dot product).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Match {
+    /// Index of the item in the table.
+    pub index: u32,
+    /// Similarity score (higher is closer).
+    pub score: f32,
+}
+
+enum Backing {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Mapped(m) => &m[..],
+            Backing::Owned(v) => v.as_slice(),
+        }
+    }
+}
+
+/// A loaded (memory-mapped or owned) shop table.
+pub struct ShopTable {
+    data: Backing,
+    dim: usize,
+    len: usize,
+    fingerprint: String,
+    vectors_off: usize,
+    scales_off: usize,
+    index_off: usize,
+    records_off: usize,
+}
+
+impl std::fmt::Debug for ShopTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShopTable")
+            .field("dim", &self.dim)
+            .field("len", &self.len)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl ShopTable {
+    /// Memory-map and check the table at `path` (magic, version, bounds,
+    /// checksum, records).
+    pub fn open(path: &Path) -> Result<Self, TableError> {
+        let io = |e| TableError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and tables are replaced by rename,
+        // never rewritten in place, so the mapped bytes do not change.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::from_backing(Backing::Mapped(map))
+    }
+
+    /// Check and use a table held in memory.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, TableError> {
+        Self::from_backing(Backing::Owned(bytes))
+    }
+
+    fn from_backing(data: Backing) -> Result<Self, TableError> {
+        use format::*;
+        let b = data.bytes();
+        let min = HEADER_LEN + CHECKSUM_LEN;
+        if b.len() >= 8 && b[0..8] != MAGIC {
+            let mut found = [0u8; 8];
+            found.copy_from_slice(&b[0..8]);
+            return Err(TableError::BadMagic {
+                found,
+                expected: MAGIC,
+            });
+        }
+        if b.len() < min {
+            return Err(TableError::Truncated {
+                expected: min,
+                found: b.len(),
+            });
+        }
+        let version = u32_at(b, 8);
+        if version != VERSION {
+            return Err(TableError::UnsupportedVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let dim = u32_at(b, 12) as usize;
+        let len = usize::try_from(u64_at(b, 16))
+            .map_err(|_| TableError::Invalid("item count overflows".into()))?;
+        let offs: Vec<usize> = (0..5)
+            .map(|k| usize::try_from(u64_at(b, 88 + 8 * k)).unwrap_or(usize::MAX))
+            .collect();
+        let (vectors_off, scales_off, index_off, records_off, records_len) =
+            (offs[0], offs[1], offs[2], offs[3], offs[4]);
+        // Recompute the layout from (dim, len, records_len) and require the
+        // header to agree: a mismatch means a corrupt header.
+        let sizes = len
+            .checked_mul(dim)
+            .and_then(|v| len.checked_mul(4).map(|s| (v, s)));
+        let Some((vec_bytes, scale_bytes)) = sizes else {
+            return Err(TableError::Invalid(format!(
+                "header claims {len} items of dimension {dim}"
+            )));
+        };
+        if vec_bytes > b.len() || scale_bytes > b.len() {
+            return Err(TableError::Truncated {
+                expected: HEADER_LEN.saturating_add(vec_bytes.max(scale_bytes)),
+                found: b.len(),
+            });
+        }
+        let want_scales = align_up(HEADER_LEN + vec_bytes);
+        let want_index = align_up(want_scales + scale_bytes);
+        let want_records = align_up(want_index + 4 * (len + 1));
+        if vectors_off != HEADER_LEN
+            || scales_off != want_scales
+            || index_off != want_index
+            || records_off != want_records
+            || records_len > u32::MAX as usize
+        {
+            return Err(TableError::Invalid(
+                "section offsets in the header do not match its dimension and item count".into(),
+            ));
+        }
+        let expected = align_up(records_off + records_len) + CHECKSUM_LEN;
+        if b.len() < expected {
+            return Err(TableError::Truncated {
+                expected,
+                found: b.len(),
+            });
+        }
+        if b.len() > expected {
+            return Err(TableError::Invalid(format!(
+                "{} unexpected trailing bytes after the checksum",
+                b.len() - expected
+            )));
+        }
+        let body = &b[..expected - CHECKSUM_LEN];
+        let computed = Sha256::digest(body);
+        let stored = &b[expected - CHECKSUM_LEN..];
+        if computed.as_slice() != stored {
+            return Err(TableError::Checksum {
+                stored: hex(stored),
+                computed: hex(&computed),
+            });
+        }
+        if dim == 0 || dim > MAX_DIM {
+            return Err(TableError::DimMismatch {
+                expected: MAX_DIM,
+                found: dim,
+                context: format!("table header (dimension must be in 1..={MAX_DIM})"),
+            });
+        }
+        let fp_raw = &b[24..24 + FINGERPRINT_LEN];
+        let fp_len = fp_raw
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(FINGERPRINT_LEN);
+        let fingerprint = std::str::from_utf8(&fp_raw[..fp_len])
+            .map_err(|_| TableError::Invalid("fingerprint is not UTF-8".into()))?
+            .to_string();
+        let table = Self {
+            dim,
+            len,
+            fingerprint,
+            vectors_off,
+            scales_off,
+            index_off,
+            records_off,
+            data,
+        };
+        table.check_contents(records_len)?;
+        Ok(table)
+    }
+
+    fn check_contents(&self, records_len: usize) -> Result<(), TableError> {
+        let b = self.data.bytes();
+        for i in 0..self.len {
+            let s = f32::from_le_bytes(self.scale_bytes(i));
+            if !s.is_finite() || s < 0.0 {
+                return Err(TableError::Invalid(format!("item {i}: bad scale {s}")));
+            }
+        }
+        let mut prev = 0usize;
+        for i in 0..=self.len {
+            let o = u32_at(b, self.index_off + 4 * i) as usize;
+            if o < prev || o > records_len || (i == 0 && o != 0) {
+                return Err(TableError::Invalid(format!(
+                    "record index entry {i} ({o}) out of order or past the records ({records_len} bytes)"
+                )));
+            }
+            prev = o;
+        }
+        if prev != records_len {
+            return Err(TableError::Invalid(
+                "records section has unused bytes".into(),
+            ));
+        }
+        for i in 0..self.len {
+            parse_record(self.record_bytes(i))
+                .map_err(|e| TableError::Invalid(format!("item {i}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn scale_bytes(&self, i: usize) -> [u8; 4] {
+        let b = self.data.bytes();
+        let o = self.scales_off + 4 * i;
+        [b[o], b[o + 1], b[o + 2], b[o + 3]]
+    }
+
+    fn record_bytes(&self, i: usize) -> &[u8] {
+        let b = self.data.bytes();
+        let s = u32_at(b, self.index_off + 4 * i) as usize;
+        let e = u32_at(b, self.index_off + 4 * (i + 1)) as usize;
+        &b[self.records_off + s..self.records_off + e]
+    }
+
+    /// Fingerprint of the model that produced the embeddings.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Embedding dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table has no items.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Size of the table in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.data.bytes().len()
+    }
+
+    /// Refuse a table built by another model or with another embedding size:
+    /// call once at start-up with the model's fingerprint and dimension.
+    pub fn check_model(&self, fingerprint: &str, dim: usize) -> Result<(), TableError> {
+        if self.fingerprint != fingerprint {
+            return Err(TableError::FingerprintMismatch {
+                table: self.fingerprint.clone(),
+                model: fingerprint.to_string(),
+            });
+        }
+        if self.dim != dim {
+            return Err(TableError::DimMismatch {
+                expected: dim,
+                found: self.dim,
+                context: "shop table vs model embedding".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The strings of item `i`.
+    ///
+    /// # Panics
+    /// If `i >= self.len()` (like slice indexing); see [`Self::get`].
+    pub fn item(&self, i: usize) -> ItemRef<'_> {
+        self.get(i).expect("item index out of range")
+    }
+
+    /// The strings of item `i`, or `None` past the end.
+    pub fn get(&self, i: usize) -> Option<ItemRef<'_>> {
+        if i >= self.len {
+            return None;
+        }
+        // Records were validated at load time.
+        parse_record(self.record_bytes(i)).ok()
+    }
+
+    /// The int8 vector of item `i` and its scale (`value ~= q * scale`).
+    pub fn vector(&self, i: usize) -> Option<(&[u8], f32)> {
+        if i >= self.len {
+            return None;
+        }
+        let o = self.vectors_off + i * self.dim;
+        Some((
+            &self.data.bytes()[o..o + self.dim],
+            f32::from_le_bytes(self.scale_bytes(i)),
+        ))
+    }
+
+    /// Exact top-k, `k = out.len()`: fills `out` with the best matches, best
+    /// first (ties by lower index), and returns how many were written
+    /// (`min(k, len)`). The scan is an int8 x int8 dot product over every
+    /// item with the query quantized per call into a stack buffer; the best
+    /// `4k` (at most [`MAX_CANDIDATES`]) candidates are then rescored with
+    /// the float query against their stored int8 vectors, so the result is
+    /// the exact top-k of the stored vectors (what [`Self::search_float`]
+    /// returns) unless a true top-k item falls outside the int8 shortlist.
+    /// Nothing is allocated. A query whose length is not [`Self::dim`]
+    /// gives 0 matches (check with [`Self::check_model`]).
+    pub fn search_into(&self, query: &[f32], out: &mut [Match]) -> usize {
+        if query.len() != self.dim || out.is_empty() || self.len == 0 {
+            return 0;
+        }
+        let mut qbuf = [0i8; MAX_DIM];
+        let q = &mut qbuf[..self.dim];
+        quantize_into(query, q);
+        let b = self.data.bytes();
+        let vectors = &b[self.vectors_off..self.vectors_off + self.len * self.dim];
+        let scales = &b[self.scales_off..self.scales_off + 4 * self.len];
+        let k = out.len();
+        let mut cand = [Match::default(); MAX_CANDIDATES];
+        let shortlist: &mut [Match] = if k < MAX_CANDIDATES {
+            let c = (4 * k).clamp(k, MAX_CANDIDATES);
+            &mut cand[..c]
+        } else {
+            &mut *out
+        };
+        let filled = kernel::scan(vectors, scales, self.dim, q, shortlist);
+        for m in &mut shortlist[..filled] {
+            let i = m.index as usize;
+            let v = &vectors[i * self.dim..(i + 1) * self.dim];
+            let s = f32::from_le_bytes(self.scale_bytes(i));
+            m.score = v
+                .iter()
+                .zip(query)
+                .map(|(&x, &y)| x as i8 as f32 * y)
+                .sum::<f32>()
+                * s;
+        }
+        // In-place, allocation-free sort (sort_unstable does not allocate).
+        shortlist[..filled]
+            .sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+        let n = filled.min(k);
+        if k < MAX_CANDIDATES {
+            out[..n].copy_from_slice(&cand[..n]);
+        }
+        n
+    }
+
+    /// [`Self::search_into`] returning a fresh vector of at most `k` matches.
+    pub fn search(&self, query: &[f32], k: usize) -> Vec<Match> {
+        let mut out = vec![Match::default(); k.min(self.len)];
+        let n = self.search_into(query, &mut out);
+        out.truncate(n);
+        out
+    }
+
+    /// Reference search: float query against the dequantized item vectors,
+    /// exact top-k (allocates; for tests and checks).
+    pub fn search_float(&self, query: &[f32], k: usize) -> Vec<Match> {
+        if query.len() != self.dim {
+            return Vec::new();
+        }
+        let mut deq = Vec::with_capacity(self.len * self.dim);
+        for i in 0..self.len {
+            let (v, s) = self.vector(i).expect("index in range");
+            deq.extend(v.iter().map(|&x| x as i8 as f32 * s));
+        }
+        search_float(&deq, self.dim, query, k)
+    }
+}
+
+/// Exact float top-k by dot product over row-major `vectors` (`n x dim`):
+/// the reference the int8 search is checked against.
+pub fn search_float(vectors: &[f32], dim: usize, query: &[f32], k: usize) -> Vec<Match> {
+    if dim == 0 || query.len() != dim {
+        return Vec::new();
+    }
+    let mut all: Vec<Match> = vectors
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| Match {
+            index: i as u32,
+            score: v.iter().zip(query).map(|(a, b)| a * b).sum(),
+        })
+        .collect();
+    all.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.index.cmp(&b.index)));
+    all.truncate(k);
+    all
+}
+
+/// Write a table of `items` to `path` atomically.
+pub fn write_table(
+    path: &Path,
+    fingerprint: &str,
+    dim: usize,
+    items: &[TableItem],
+) -> Result<(), TableError> {
+    let mut w = TableWriter::new(fingerprint, dim)?;
+    for it in items {
+        w.push(it)?;
+    }
+    w.write(path)
+}
+
+/// Symmetric int8 quantization of `x` into `out` (values in -127..=127);
+/// returns the scale (`x ~= q * scale`; 0 for an all-zero vector).
+pub fn quantize_into(x: &[f32], out: &mut [i8]) -> f32 {
+    let max = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if max == 0.0 || !max.is_finite() {
+        out.iter_mut().for_each(|o| *o = 0);
+        return 0.0;
+    }
+    let scale = max / 127.0;
+    let inv = 127.0 / max;
+    for (o, v) in out.iter_mut().zip(x) {
+        *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    scale
+}
+
+fn parse_record(mut r: &[u8]) -> Result<ItemRef<'_>, String> {
+    let mut fields: [Option<&str>; 4] = [None; 4];
+    for (k, name) in ["id", "name", "price", "url"].iter().enumerate() {
+        if r.len() < 2 {
+            return Err(format!("record ends before field `{name}`"));
+        }
+        let n = u16::from_le_bytes([r[0], r[1]]);
+        r = &r[2..];
+        if n == format::ABSENT {
+            if k == 0 {
+                return Err("id is absent".into());
+            }
+            continue;
+        }
+        let n = n as usize;
+        if r.len() < n {
+            return Err(format!("field `{name}` runs past the record"));
+        }
+        let s = std::str::from_utf8(&r[..n]).map_err(|_| format!("field `{name}` is not UTF-8"))?;
+        fields[k] = Some(s);
+        r = &r[n..];
+    }
+    if !r.is_empty() {
+        return Err(format!("{} trailing bytes in record", r.len()));
+    }
+    Ok(ItemRef {
+        id: fields[0].unwrap_or(""),
+        name: fields[1],
+        price: fields[2],
+        url: fields[3],
+    })
+}
+
+mod kernel {
+    //! The scan loop: int8 dot products and a running top-k. The body is
+    //! written so LLVM vectorizes it (i8 x i8 -> i32 in fixed chunks); on
+    //! x86-64 an AVX2 copy is selected at run time.
+    use super::Match;
+
+    #[inline(always)]
+    fn dot(a: &[u8], q: &[i8]) -> i32 {
+        let mut acc = [0i32; 32];
+        let mut ca = a.chunks_exact(32);
+        let mut cq = q.chunks_exact(32);
+        for (x, y) in (&mut ca).zip(&mut cq) {
+            for j in 0..32 {
+                acc[j] += (x[j] as i8 as i16 * y[j] as i16) as i32;
+            }
+        }
+        let mut s: i32 = acc.iter().sum();
+        for (x, y) in ca.remainder().iter().zip(cq.remainder()) {
+            s += *x as i8 as i32 * *y as i32;
+        }
+        s
+    }
+
+    #[inline(always)]
+    fn insert(out: &mut [Match], filled: &mut usize, m: Match) {
+        let k = out.len();
+        let better =
+            |a: &Match, b: &Match| a.score > b.score || (a.score == b.score && a.index < b.index);
+        if *filled == k {
+            if !better(&m, &out[k - 1]) {
+                return;
+            }
+        } else {
+            *filled += 1;
+        }
+        let mut j = *filled - 1;
+        while j > 0 && better(&m, &out[j - 1]) {
+            out[j] = out[j - 1];
+            j -= 1;
+        }
+        out[j] = m;
+    }
+
+    #[inline(always)]
+    fn scan_generic(
+        vectors: &[u8],
+        scales: &[u8],
+        dim: usize,
+        q: &[i8],
+        out: &mut [Match],
+    ) -> usize {
+        let mut filled = 0;
+        for (i, (v, s)) in vectors
+            .chunks_exact(dim)
+            .zip(scales.chunks_exact(4))
+            .enumerate()
+        {
+            let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+            let score = dot(v, q) as f32 * scale;
+            if filled == out.len() && score < out[filled - 1].score {
+                continue;
+            }
+            insert(
+                out,
+                &mut filled,
+                Match {
+                    index: i as u32,
+                    score,
+                },
+            );
+        }
+        filled
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn scan_avx2(
+        vectors: &[u8],
+        scales: &[u8],
+        dim: usize,
+        q: &[i8],
+        out: &mut [Match],
+    ) -> usize {
+        scan_generic(vectors, scales, dim, q, out)
+    }
+
+    /// Scan every item; `out` receives the top `out.len()` unscaled-by-query
+    /// scores. Returns the number filled.
+    pub fn scan(vectors: &[u8], scales: &[u8], dim: usize, q: &[i8], out: &mut [Match]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { scan_avx2(vectors, scales, dim, q, out) };
+            }
+        }
+        scan_generic(vectors, scales, dim, q, out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

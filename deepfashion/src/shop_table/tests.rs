@@ -1,0 +1,221 @@
+use super::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f32> {
+    // Sum of uniforms ~ roughly Gaussian, then L2-normalized like the model.
+    let v: Vec<f32> = (0..dim)
+        .map(|_| (0..4).map(|_| rng.gen::<f32>() - 0.5).sum())
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn items(n: usize, dim: usize, seed: u64) -> Vec<TableItem> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|i| TableItem {
+            id: format!("id_{i:05}"),
+            name: (i % 2 == 0).then(|| format!("Item {i} ünïcode")),
+            price: (i % 3 == 0).then(|| format!("{}.99 EUR", i % 100)),
+            url: (i % 5 == 0).then(|| format!("https://shop.example/{i}")),
+            embedding: unit(&mut rng, dim),
+        })
+        .collect()
+}
+
+fn table_bytes(items: &[TableItem], dim: usize) -> Vec<u8> {
+    let mut w = TableWriter::new("0123456789abcdef0123456789abcdef", dim).unwrap();
+    for it in items {
+        w.push(it).unwrap();
+    }
+    w.to_bytes()
+}
+
+#[test]
+fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
+    let dim = 48;
+    let its = items(300, dim, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shop.table");
+    write_table(&path, "0123456789abcdef0123456789abcdef", dim, &its).unwrap();
+    let t = ShopTable::open(&path).unwrap();
+    assert_eq!(t.dim(), dim);
+    assert_eq!(t.len(), 300);
+    assert_eq!(t.fingerprint(), "0123456789abcdef0123456789abcdef");
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    for (i, it) in its.iter().enumerate() {
+        let r = t.item(i);
+        assert_eq!(r.id, it.id);
+        assert_eq!(r.name, it.name.as_deref());
+        assert_eq!(r.price, it.price.as_deref());
+        assert_eq!(r.url, it.url.as_deref());
+        let (q, s) = t.vector(i).unwrap();
+        for (a, b) in q.iter().zip(&it.embedding) {
+            assert!((*a as i8 as f32 * s - b).abs() <= s * 0.5 + 1e-7);
+        }
+    }
+    assert!(t.get(300).is_none());
+    for i in [0usize, 17, 299] {
+        let m = t.search(&its[i].embedding, 5);
+        assert_eq!(m.len(), 5);
+        assert_eq!(m[0].index as usize, i);
+        assert!((m[0].score - 1.0).abs() < 0.02, "{}", m[0].score);
+        assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+    // Sections are 64-byte aligned and the per-item cost is D + 8 + strings.
+    let bytes = std::fs::read(&path).unwrap();
+    let strings: usize = its
+        .iter()
+        .map(|it| {
+            8 + it.id.len()
+                + it.name.as_ref().map_or(0, |s| s.len())
+                + it.price.as_ref().map_or(0, |s| s.len())
+                + it.url.as_ref().map_or(0, |s| s.len())
+        })
+        .sum();
+    let fixed = format::HEADER_LEN + format::CHECKSUM_LEN + 4 * format::ALIGN + 4;
+    assert!(bytes.len() <= fixed + 300 * (dim + 8) + strings);
+    for k in 0..4 {
+        assert_eq!(u64_at(&bytes, 88 + 8 * k) % 64, 0);
+    }
+}
+
+#[test]
+fn int8_top20_matches_float_top20_on_random_data() {
+    let dim = 128;
+    let n = 2000;
+    let its = items(n, dim, 7);
+    let t = ShopTable::from_bytes(table_bytes(&its, dim)).unwrap();
+    let flat: Vec<f32> = its.iter().flat_map(|it| it.embedding.clone()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let queries = 200;
+    let (mut same_stored, mut same_orig) = (0, 0);
+    let mut out = [Match::default(); 20];
+    let sorted = |v: Vec<u32>| {
+        let mut v = v;
+        v.sort_unstable();
+        v
+    };
+    for qi in 0..queries {
+        // Queries are noisy views of catalogue items, as in In-shop retrieval.
+        let base = &its[qi * 7 % n].embedding;
+        let noise = unit(&mut rng, dim);
+        let q: Vec<f32> = base.iter().zip(&noise).map(|(a, b)| a + 0.7 * b).collect();
+        let got = t.search_into(&q, &mut out);
+        assert_eq!(got, 20);
+        let a = sorted(out.iter().map(|m| m.index).collect());
+        // Float search over the stored (int8) vectors: the table's reference.
+        let stored = t.search_float(&q, 20);
+        same_stored += usize::from(a == sorted(stored.iter().map(|m| m.index).collect()));
+        // Float search over the original float embeddings.
+        let orig = search_float(&flat, dim, &q, 20);
+        same_orig += usize::from(a == sorted(orig.iter().map(|m| m.index).collect()));
+        assert_eq!(out[0].index, orig[0].index, "best hit differs");
+    }
+    let f_stored = same_stored as f64 / queries as f64;
+    let f_orig = same_orig as f64 / queries as f64;
+    eprintln!(
+        "top-20 equal: {f_stored:.3} vs stored-vector float search, {f_orig:.3} vs original floats"
+    );
+    assert!(
+        f_stored >= 0.99,
+        "int8 top-20 == float top-20 for {f_stored:.3} of queries"
+    );
+    assert!(
+        f_orig >= 0.80,
+        "int8 top-20 == original-float top-20 for {f_orig:.3} of queries"
+    );
+}
+
+#[test]
+fn search_handles_small_tables_and_bad_queries() {
+    let its = items(3, 16, 3);
+    let t = ShopTable::from_bytes(table_bytes(&its, 16)).unwrap();
+    let mut out = [Match::default(); 10];
+    assert_eq!(t.search_into(&its[1].embedding, &mut out), 3);
+    assert_eq!(out[0].index, 1);
+    assert_eq!(t.search_into(&[0.0; 15], &mut out), 0);
+    assert_eq!(t.search(&its[0].embedding, 0).len(), 0);
+    let empty = ShopTable::from_bytes(table_bytes(&[], 16)).unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(empty.search(&its[0].embedding, 5).len(), 0);
+}
+
+#[test]
+fn corrupted_tables_are_refused_with_clear_errors() {
+    let dim = 32;
+    let good = table_bytes(&items(50, dim, 5), dim);
+    assert!(ShopTable::from_bytes(good.clone()).is_ok());
+
+    for cut in [0usize, 10, 100, good.len() / 2, good.len() - 1] {
+        let e = ShopTable::from_bytes(good[..cut].to_vec()).unwrap_err();
+        assert!(matches!(e, TableError::Truncated { .. }), "cut {cut}: {e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+    // A flipped bit anywhere in the body or in the checksum.
+    for pos in [
+        30usize,
+        200,
+        good.len() / 2,
+        good.len() - 40,
+        good.len() - 1,
+    ] {
+        let mut b = good.clone();
+        b[pos] ^= 0x10;
+        let e = ShopTable::from_bytes(b).unwrap_err();
+        assert!(matches!(e, TableError::Checksum { .. }), "pos {pos}: {e}");
+        assert!(e.to_string().contains("checksum mismatch"), "{e}");
+    }
+    let mut b = good.clone();
+    b[0] = b'X';
+    let e = ShopTable::from_bytes(b).unwrap_err();
+    assert!(e.to_string().contains("not a shop table"), "{e}");
+    let mut b = good.clone();
+    b[8] = 9;
+    let e = ShopTable::from_bytes(b).unwrap_err();
+    assert!(e.to_string().contains("version 9"), "{e}");
+    let mut b = good.clone();
+    b.push(0);
+    assert!(ShopTable::from_bytes(b).is_err());
+
+    let t = ShopTable::from_bytes(good).unwrap();
+    let e = t
+        .check_model("ffffffffffffffffffffffffffffffff", dim)
+        .unwrap_err();
+    assert!(e.to_string().contains("another") || e.to_string().contains("built with model"));
+    let e = t
+        .check_model("0123456789abcdef0123456789abcdef", 64)
+        .unwrap_err();
+    assert!(e.to_string().contains("expected 64, found 32"), "{e}");
+    t.check_model("0123456789abcdef0123456789abcdef", dim)
+        .unwrap();
+}
+
+#[test]
+fn open_names_missing_file_and_writer_refuses_bad_items() {
+    let e = ShopTable::open(Path::new("/nonexistent/x.table")).unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/x.table"), "{e}");
+    let mut w = TableWriter::new("fp", 4).unwrap();
+    let mut it = TableItem {
+        id: "a".into(),
+        name: None,
+        price: None,
+        url: None,
+        embedding: vec![0.0; 3],
+    };
+    assert!(w
+        .push(&it)
+        .unwrap_err()
+        .to_string()
+        .contains("expected 4, found 3"));
+    it.embedding = vec![f32::NAN, 0.0, 0.0, 0.0];
+    assert!(w.push(&it).is_err());
+    it.embedding = vec![0.0; 4];
+    it.id.clear();
+    assert!(w.push(&it).is_err());
+    assert!(w.is_empty());
+    assert!(TableWriter::new("fp", 0).is_err());
+    assert!(TableWriter::new(&"x".repeat(65), 4).is_err());
+}
