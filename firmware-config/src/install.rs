@@ -259,8 +259,15 @@ fn bench_script(
         .filter(|f| f.path.starts_with("model/"))
         .map(|f| format!("--model {}", sh_quote(&format!("{rel}/{}", f.path))))
         .collect();
+    let table = verified
+        .manifest
+        .files
+        .iter()
+        .find(|f| f.path.starts_with("table/"))
+        .map(|f| format!(" --table {}", sh_quote(&format!("{rel}/{}", f.path))))
+        .unwrap_or_default();
     format!(
-        "{bin} bench {models} --choose --config {config} >&2",
+        "{bin} bench {models}{table} --choose --config {config} >&2",
         bin = sh_quote(&format!("{rel}/{}", bundle::RUNTIME_BIN)),
         models = models.join(" "),
         config = sh_quote(&format!("{rel}/{}", bundle::CONFIG)),
