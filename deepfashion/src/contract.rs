@@ -244,13 +244,13 @@ impl ModelConfig {
     /// Check that the topology is realizable.
     pub fn validate(&self) -> Result<(), ContractError> {
         let bad = |field, reason: String| Err(ContractError::InvalidField { field, reason });
-        if self.input_size < 32 || self.input_size % 32 != 0 {
+        if self.input_size < 32 || !self.input_size.is_multiple_of(32) {
             return bad(
                 "input_size",
                 format!("{} must be a multiple of 32, at least 32", self.input_size),
             );
         }
-        if self.widths.iter().any(|&w| w == 0) {
+        if self.widths.contains(&0) {
             return bad("widths", "every width must be positive".into());
         }
         if self.fc_size == 0 {
@@ -265,7 +265,7 @@ impl ModelConfig {
         if self.embedding_dim == 0 {
             return bad("embedding_dim", "must be positive".into());
         }
-        if self.pool_grid == 0 || self.pool_grid % 2 == 0 {
+        if self.pool_grid == 0 || self.pool_grid.is_multiple_of(2) {
             return bad("pool_grid", format!("{} must be odd", self.pool_grid));
         }
         if !(0.0..1.0).contains(&self.dropout) {

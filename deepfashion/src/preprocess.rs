@@ -173,7 +173,7 @@ mod tests {
         crop_resize_normalize(&rgb, 2, 2, crop, 2, false, &mut out);
         assert!(out.iter().all(|v| v.abs() < 1e-5));
 
-        let mut rgb = vec![0u8; 2 * 1 * 3];
+        let mut rgb = vec![0u8; 2 * 3];
         rgb[0] = 255;
         let mut a = vec![0.0; 3 * 4];
         let mut b = vec![0.0; 3 * 4];
