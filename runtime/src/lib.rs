@@ -1,4 +1,32 @@
-//! `fashion-runtime`: FashionNet on the board (see DESIGN.md sections 8, 9, 11).
+//! `fashion-runtime`: FashionNet on the board (DESIGN.md sections 8, 9, 11).
+//!
+//! Camera frames in; landmarks, categories, attributes and the nearest shop
+//! items out, with tract running the exported ONNX graph. It must depend
+//! on neither libtorch nor anything workstation-only, and it cross-compiles
+//! for `aarch64-unknown-linux-gnu` and `armv7-unknown-linux-gnueabihf`.
+//!
+//! - [`model_info`]: the contract metadata of a model file, checked at load.
+//! - [`engine`]: the tract plan with its reused input and output buffers.
+//! - [`sources`]: frame sources (V4L2, MJPEG streams, images, demo).
+//! - [`pipeline`]: one frame: ROI, preprocess, infer, decode, search.
+//! - [`table`]: the shop table as the runtime uses it.
+//! - [`tag`]: the frame loop with its fault handling.
+//! - [`config`]: the device config (TOML) shared with `firmware-config`.
+//! - [`stats`], [`signals`], [`bench`]: stats line, signals and file
+//!   watching, latency measurement and knob choice.
+//! - [`result`], [`outputs`]: the per-frame result and where it goes;
+//!   [`sink`] connects the frame loop to the outputs a config asks for.
 
+pub mod bench;
+pub mod config;
+pub mod engine;
+pub mod model_info;
 pub mod outputs;
+pub mod pipeline;
 pub mod result;
+pub mod signals;
+pub mod sink;
+pub mod sources;
+pub mod stats;
+pub mod table;
+pub mod tag;

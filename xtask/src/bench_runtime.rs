@@ -55,7 +55,9 @@ print(json.dumps({"mean_ms": sum(ts) / len(ts), "p50_ms": ts[len(ts) // 2], "p90
 
 fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
     eprintln!("xtask: [bench runtime] {cmd:?}");
-    let out = cmd.output().with_context(|| format!("{what}: could not start"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: could not start"))?;
     if !out.status.success() {
         bail!(
             "{what} failed ({}): {}",
@@ -85,13 +87,36 @@ fn default_artefacts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     }
     let export = |args: &[&str]| -> Result<()> {
         let mut c = env::cargo();
-        c.args(["run", "--release", "-q", "-p", "export", "--"]).args(args);
+        c.args(["run", "--release", "-q", "-p", "export", "--"])
+            .args(args);
         env::run("bench runtime: export", &mut c)
     };
     let d = |n: &str| dir.join(n).display().to_string();
-    export(&["random-checkpoint", "--config", "edge", "--out", &d("edge.safetensors")])?;
-    export(&["onnx", "--checkpoint", &d("edge.safetensors"), "--out", &d("edge.onnx"), "--int8-out", &model.display().to_string()])?;
-    export(&["random-table", "--model", &model.display().to_string(), "--items", "10000", "--out", &table.display().to_string()])?;
+    export(&[
+        "random-checkpoint",
+        "--config",
+        "edge",
+        "--out",
+        &d("edge.safetensors"),
+    ])?;
+    export(&[
+        "onnx",
+        "--checkpoint",
+        &d("edge.safetensors"),
+        "--out",
+        &d("edge.onnx"),
+        "--int8-out",
+        &model.display().to_string(),
+    ])?;
+    export(&[
+        "random-table",
+        "--model",
+        &model.display().to_string(),
+        "--items",
+        "10000",
+        "--out",
+        &table.display().to_string(),
+    ])?;
     Ok((model, table))
 }
 
@@ -115,7 +140,15 @@ pub fn run(args: &Args) -> Result<()> {
         let t = threads.to_string();
         let rt = json_of(
             Command::new(&bin)
-                .args(["bench", "--json", "--frames", &frames, "--threads", &t, "--model"])
+                .args([
+                    "bench",
+                    "--json",
+                    "--frames",
+                    &frames,
+                    "--threads",
+                    &t,
+                    "--model",
+                ])
                 .arg(&model),
             "fashion-runtime bench",
         )?;
@@ -130,7 +163,15 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let rss = json_of(
         Command::new(&bin)
-            .args(["bench", "--json", "--frames", "20", "--threads", "2", "--model"])
+            .args([
+                "bench",
+                "--json",
+                "--frames",
+                "20",
+                "--threads",
+                "2",
+                "--model",
+            ])
             .arg(&model)
             .arg("--table")
             .arg(&table),
@@ -149,7 +190,11 @@ fn ms(v: &serde_json::Value, stage: &str) -> f64 {
     v[stage]["mean_us"].as_f64().unwrap_or(f64::NAN) / 1e3
 }
 
-fn render(model: &Path, rows: &[(usize, serde_json::Value, serde_json::Value)], rss: &serde_json::Value) -> Result<String> {
+fn render(
+    model: &Path,
+    rows: &[(usize, serde_json::Value, serde_json::Value)],
+    rss: &serde_json::Value,
+) -> Result<String> {
     use std::fmt::Write;
     let mut s = String::new();
     let host = std::fs::read_to_string("/proc/cpuinfo")
@@ -161,9 +206,18 @@ fn render(model: &Path, rows: &[(usize, serde_json::Value, serde_json::Value)], 
                 .map(|x| x.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let form = rows.first().map(|r| r.1["form"].as_str().unwrap_or("?").to_string()).unwrap_or_default();
-    let config = rows.first().map(|r| r.1["config"].as_str().unwrap_or("?").to_string()).unwrap_or_default();
-    let ort_version = rows.first().map(|r| r.2["ort"].as_str().unwrap_or("?").to_string()).unwrap_or_default();
+    let form = rows
+        .first()
+        .map(|r| r.1["form"].as_str().unwrap_or("?").to_string())
+        .unwrap_or_default();
+    let config = rows
+        .first()
+        .map(|r| r.1["config"].as_str().unwrap_or("?").to_string())
+        .unwrap_or_default();
+    let ort_version = rows
+        .first()
+        .map(|r| r.2["ort"].as_str().unwrap_or("?").to_string())
+        .unwrap_or_default();
     writeln!(s, "## fashion-runtime (tract) vs onnxruntime\n")?;
     writeln!(
         s,
@@ -172,7 +226,10 @@ fn render(model: &Path, rows: &[(usize, serde_json::Value, serde_json::Value)], 
         rows.first().map(|r| r.1["frames"].as_u64().unwrap_or(0)).unwrap_or(0)
     )?;
     writeln!(s, "| threads | runtime total ms | runtime inference ms | preprocess ms | decode+search ms | outside inference | onnxruntime ms (p50) | tract / ort |")?;
-    writeln!(s, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")?;
+    writeln!(
+        s,
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )?;
     for (threads, rt, ort) in rows {
         let inf = ms(rt, "inference");
         let ortm = ort["mean_ms"].as_f64().unwrap_or(f64::NAN);
@@ -207,8 +264,17 @@ fn write_section(path: &Path, body: &str) -> Result<()> {
     let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
     let section = format!("{BEGIN}\n{body}{END}\n");
     let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!("{}{}{}", &old[..a], section, &old[b + END.len()..].trim_start_matches('\n')),
-        _ => format!("{}\n{}", old.trim_end_matches('\n').to_string() + "\n", section),
+        (Some(a), Some(b)) if b > a => format!(
+            "{}{}{}",
+            &old[..a],
+            section,
+            &old[b + END.len()..].trim_start_matches('\n')
+        ),
+        _ => format!(
+            "{}\n{}",
+            old.trim_end_matches('\n').to_string() + "\n",
+            section
+        ),
     };
     let tmp = path.with_extension("md.tmp");
     {

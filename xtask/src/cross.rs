@@ -54,7 +54,11 @@ impl CrossTarget {
             Some(t) => Ok(*t),
             None => bail!(
                 "unknown cross target `{triple}` (known: {})",
-                TARGETS.iter().map(|t| t.triple).collect::<Vec<_>>().join(", ")
+                TARGETS
+                    .iter()
+                    .map(|t| t.triple)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
@@ -74,7 +78,10 @@ impl CrossTarget {
         );
         let clang_args = format!("--sysroot={sysroot} -I{sysroot}/include");
         cmd.env(format!("BINDGEN_EXTRA_CLANG_ARGS_{under}"), &clang_args);
-        cmd.env(format!("BINDGEN_EXTRA_CLANG_ARGS_{}", self.triple), &clang_args);
+        cmd.env(
+            format!("BINDGEN_EXTRA_CLANG_ARGS_{}", self.triple),
+            &clang_args,
+        );
         // Tests that start the runtime binary start it through qemu too.
         cmd.env(
             "FASHION_RUNTIME_TEST_RUNNER",
@@ -147,13 +154,7 @@ pub fn test_under_qemu() -> Result<()> {
         bail!("aarch64 cross gcc or qemu-aarch64 missing: run `cargo xtask setup`");
     }
     let mut cmd = env::cargo();
-    cmd.args([
-        "test",
-        "-p",
-        "fashion-runtime",
-        "--target",
-        t.triple,
-    ]);
+    cmd.args(["test", "-p", "fashion-runtime", "--target", t.triple]);
     t.apply_env(&mut cmd);
     env::run("runtime tests under qemu-aarch64", &mut cmd)
 }
