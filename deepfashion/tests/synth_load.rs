@@ -35,7 +35,10 @@ fn generated_benchmarks_load_with_expected_counts() {
             states.insert(format!("{:?}", l.state));
         }
         let ty = rec.clothes_type.expect("clothes type");
-        let absent = lm.iter().filter(|l| l.state == LandmarkState::Absent).count();
+        let absent = lm
+            .iter()
+            .filter(|l| l.state == LandmarkState::Absent)
+            .count();
         assert_eq!(absent, [2, 4, 0][ty as usize - 1], "{}", rec.image);
         assert!(ca.image_path(rec).is_file(), "{}", rec.image);
     }
@@ -52,14 +55,23 @@ fn generated_benchmarks_load_with_expected_counts() {
     for (i, split) in ["train", "query", "gallery"].iter().enumerate() {
         assert_eq!(ins.split(split).count(), s.inshop_status[i], "{split}");
     }
-    assert!(ins.images.iter().all(|r| r.item_id.is_some() && ins.image_path(r).is_file()));
+    assert!(ins
+        .images
+        .iter()
+        .all(|r| r.item_id.is_some() && ins.image_path(r).is_file()));
 
     let c2s = load(&root, Benchmark::Consumer2Shop, &strict).unwrap();
     assert_eq!(c2s.images.len(), s.c2s_images);
     assert_eq!(c2s.items.len(), s.c2s_items);
-    assert!(c2s.images.iter().all(|r| r.source.is_some() && c2s.image_path(r).is_file()));
+    assert!(c2s
+        .images
+        .iter()
+        .all(|r| r.source.is_some() && c2s.image_path(r).is_file()));
 
     let lmb = load(&root, Benchmark::Landmarks, &strict).unwrap();
     assert_eq!(lmb.images.len(), s.landmark_images);
-    assert!(lmb.images.iter().all(|r| r.landmarks.is_some() && lmb.image_path(r).is_file()));
+    assert!(lmb
+        .images
+        .iter()
+        .all(|r| r.landmarks.is_some() && lmb.image_path(r).is_file()));
 }

@@ -183,8 +183,8 @@ impl Canvas {
     /// Multiply every pixel by a per-channel gain and add an offset.
     pub fn colour_cast(&mut self, gain: Rgb, offset: f32) {
         for p in &mut self.px {
-            for k in 0..3 {
-                p[k] = p[k] * gain[k] + offset;
+            for (c, g) in p.iter_mut().zip(gain) {
+                *c = *c * g + offset;
             }
         }
     }

@@ -61,8 +61,8 @@ pub enum Neckline {
 /// Sleeves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sleeve {
-    /// Lower-body garment.
-    NoSleeve,
+    /// Lower-body garment (no sleeves at all).
+    Absent,
     /// Straps, open armholes.
     Sleeveless,
     /// Short sleeves.
@@ -131,6 +131,9 @@ pub struct GarmentSpec {
     pub jitter: [f32; 6],
 }
 
+/// Weighted choices.
+type Choices<'a, T> = &'a [(T, u32)];
+
 fn pick<T: Copy>(rng: &mut impl Rng, items: &[(T, u32)]) -> T {
     let total: u32 = items.iter().map(|i| i.1).sum();
     let mut r = rng.gen_range(0..total);
@@ -159,7 +162,7 @@ impl GarmentSpec {
             (T::Graphic, 10),
         ];
         let no_graphic: &[(Texture, u32)] = &any_texture[..6];
-        let (texture_set, fabric_set): (&[(Texture, u32)], &[(Fabric, u32)]) = match kind {
+        let (texture_set, fabric_set): (Choices<Texture>, Choices<Fabric>) = match kind {
             Kind::Tee => (
                 any_texture,
                 &[(F::Cotton, 6), (F::Knit, 2), (F::Chiffon, 1)],
@@ -266,7 +269,7 @@ impl GarmentSpec {
             ),
         };
         let sleeve = match kind {
-            _ if gt == 2 => Sleeve::NoSleeve,
+            _ if gt == 2 => Sleeve::Absent,
             Kind::Tee => Sleeve::Short,
             Kind::Tank => Sleeve::Sleeveless,
             Kind::Sweater | Kind::Hoodie | Kind::Blazer => Sleeve::Long,
@@ -389,7 +392,7 @@ impl GarmentSpec {
             Sleeve::Sleeveless => "sleeveless",
             Sleeve::Short => "short sleeve",
             Sleeve::Long => "long sleeve",
-            Sleeve::NoSleeve => "",
+            Sleeve::Absent => "",
         });
         for (flag, name) in [
             (self.a_line, "a-line"),
@@ -435,7 +438,7 @@ impl GarmentSpec {
             Sleeve::Long => "long_sleeve",
             Sleeve::Short => "short_sleeve",
             Sleeve::Sleeveless => "sleeveless",
-            Sleeve::NoSleeve => "",
+            Sleeve::Absent => "",
         });
         names.push(match self.length {
             Length::Maxi => "maxi_length",

@@ -338,7 +338,7 @@ pub fn plan(seed: u64, images: usize) -> Plan {
         let (gender, folder) = folders[b.rng.gen_range(0..folders.len())];
         let nn = b.rng.gen_range(1..=7);
         let k = b.rng.gen_range(2..=4usize);
-        let mut others = vec![2u8, 3, 4];
+        let mut others = [2u8, 3, 4];
         others.shuffle(&mut b.rng);
         let mut poses = vec![1u8];
         poses.extend_from_slice(&others[..k - 1]);

@@ -175,15 +175,15 @@ pub fn render(garment: &GarmentSpec, view: &View, size: u32, seed: u64) -> Rende
     }
     if view.flip {
         let orig = pts;
-        for slot in 0..8 {
-            pts[slot] = orig[FLIP_PERMUTATION[slot]];
+        for (p, &from) in pts.iter_mut().zip(FLIP_PERMUTATION.iter()) {
+            *p = orig[from];
         }
     }
     let mut vis: [u8; 8] = [0; 8];
-    for slot in 0..8 {
-        if let Some(p) = pts[slot] {
+    for (v, p) in vis.iter_mut().zip(&pts) {
+        if let Some(p) = p {
             if p.0 < 0.5 || p.1 < 0.5 || p.0 > sz - 0.5 || p.1 > sz - 0.5 {
-                vis[slot] = 2;
+                *v = 2;
             }
         }
     }
@@ -234,14 +234,12 @@ pub fn render(garment: &GarmentSpec, view: &View, size: u32, seed: u64) -> Rende
     }
 
     let mut landmarks = [None; 8];
-    for slot in 0..8 {
-        if let Some(p) = pts[slot] {
-            landmarks[slot] = Some(Landmark {
-                vis: vis[slot],
-                x: p.0.floor().clamp(0.0, sz - 1.0) as u32,
-                y: p.1.floor().clamp(0.0, sz - 1.0) as u32,
-            });
-        }
+    for ((out, p), &v) in landmarks.iter_mut().zip(&pts).zip(&vis) {
+        *out = p.map(|p| Landmark {
+            vis: v,
+            x: p.0.floor().clamp(0.0, sz - 1.0) as u32,
+            y: p.1.floor().clamp(0.0, sz - 1.0) as u32,
+        });
     }
     Rendered {
         rgb: cv.to_rgb8(),
@@ -439,7 +437,7 @@ fn background(rng: &mut impl Rng, n: usize, backdrop: Backdrop) -> Canvas {
                 col,
             ),
             _ => {
-                let a = rng.gen_range(0.0f32..3.14);
+                let a = rng.gen_range(0.0f32..std::f32::consts::PI);
                 let (s, co) = a.sin_cos();
                 let (hw, hh) = (r, r * rng.gen_range(0.3f32..1.0));
                 let pts: Vec<Pt> = [(-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)]
@@ -449,7 +447,7 @@ fn background(rng: &mut impl Rng, n: usize, backdrop: Backdrop) -> Canvas {
                 let striped = rng.gen_bool(0.3);
                 let col2 = scale(col, 0.7);
                 cv.fill_polygon(&pts, |x, _, _| {
-                    if striped && (x / 3) % 2 == 0 {
+                    if striped && (x / 3) & 1 == 0 {
                         col2
                     } else {
                         col
@@ -468,7 +466,7 @@ fn occluder(rng: &mut impl Rng, target: Pt, sz: f32, skin: Rgb) -> (Vec<Pt>, Rgb
         target.0 + rng.gen_range(-0.4f32..0.4) * r,
         target.1 + rng.gen_range(-0.4f32..0.4) * r,
     );
-    let ang = rng.gen_range(0.0f32..3.14);
+    let ang = rng.gen_range(0.0f32..std::f32::consts::PI);
     let (s, co) = ang.sin_cos();
     let rot = |p: Pt| (c.0 + p.0 * co - p.1 * s, c.1 + p.0 * s + p.1 * co);
     match rng.gen_range(0..4) {

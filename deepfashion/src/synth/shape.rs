@@ -410,8 +410,8 @@ fn neck_details(
         Neckline::Scoop => curve(0.18, nw),
         Neckline::Square => vec![(-nw, 0.0), (-nw, 0.13), (nw, 0.13), (nw, 0.0)],
     };
-    for i in 0..poly.len() - 1 {
-        marks.push(Mark::Line(poly[i], poly[i + 1], 0.022, 0.7));
+    for w in poly.windows(2) {
+        marks.push(Mark::Line(w[0], w[1], 0.022, 0.7));
     }
     parts.push(Part {
         poly,
