@@ -103,7 +103,9 @@ pub fn build_runtime(
             board.target.replace('-', "_")
         );
         if std::env::var_os(&var).is_none() {
-            cmd.env(var, format!("--sysroot={sysroot} -I{sysroot}/include"));
+            let args = format!("--sysroot={sysroot} -I{sysroot}/include");
+            cmd.env(format!("BINDGEN_EXTRA_CLANG_ARGS_{}", board.target), &args);
+            cmd.env(var, args);
         }
     }
     let shown = format!("CARGO_TARGET_DIR={} {:?}", target_dir.display(), cmd);
