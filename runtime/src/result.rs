@@ -21,17 +21,9 @@ pub const MAX_ATTRIBUTES: usize = 10;
 /// Capacity of [`FrameResult::matches`] (top-k shop items).
 pub const MAX_MATCHES: usize = 10;
 
-/// A shop table search hit: item index in the table and its similarity score.
-///
-/// Defined here until `deepfashion::shop_table` exports its own `Match`
-/// (same fields); the runtime then re-exports that one under this name.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Match {
-    /// Item index in the shop table.
-    pub index: u32,
-    /// Similarity (dot product of normalized embeddings).
-    pub score: f32,
-}
+/// A shop table search hit (item index and similarity), as returned by
+/// the shop table search.
+pub use deepfashion::shop_table::Match;
 
 /// One landmark in frame pixel coordinates with its visibility
 /// probabilities.
