@@ -42,6 +42,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut test = env::cargo();
     test.args(["test", "--workspace"]);
+    // set-up installed mosquitto, sshd and chromium: tests that need them
+    // must fail, not skip, when they are missing.
+    test.env("FASHION_REQUIRE_SERVICES", "1");
     // firmware-config's bundle tests get one aarch64 and one armv7 runtime,
     // cross-built here once (cached) instead of inside the tests.
     for (var, board) in [
