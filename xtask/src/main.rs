@@ -2,6 +2,7 @@
 //! builds, benches, demo). Each subcommand prints what it does and fails with
 //! a message that says which step broke.
 
+mod bench_export;
 mod bench_runtime;
 mod bench_trainer;
 mod cross;
@@ -49,6 +50,9 @@ enum Bench {
     Runtime(bench_runtime::Args),
     /// One training step of tiny and edge: tch against PyTorch eager.
     Trainer(bench_trainer::Args),
+    /// Exported edge graph: tract fp32/int8 vs onnxruntime fp32/int8, 1 and
+    /// 2 threads; shop-table search vs FAISS.
+    Export(bench_export::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +68,9 @@ fn main() -> std::process::ExitCode {
         Command::Bench {
             which: Bench::Trainer(a),
         } => bench_trainer::run(&a),
+        Command::Bench {
+            which: Bench::Export(a),
+        } => bench_export::run(&a),
         Command::GpuCheck(a) => gpu_check::run(&a),
     };
     match result {

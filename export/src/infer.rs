@@ -1,0 +1,170 @@
+//! Running an exported graph in tract (the engine the runtime uses), for
+//! calibration, verification, evaluation and gallery embedding.
+
+use crate::onnx::{model_info, ModelInfo};
+use crate::{ExportError, Result};
+use deepfashion::contract::tensor_names as tn;
+use prost::Message;
+use std::path::Path;
+use std::sync::Arc;
+use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::*;
+
+/// One output of a run: name, shape, values.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Tensor name.
+    pub name: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+}
+
+/// An exported model loaded and optimized in tract for a fixed batch size.
+pub struct TractModel {
+    plan: Arc<TypedRunnableModel>,
+    /// The model's metadata.
+    pub info: ModelInfo,
+    /// The batch size the plan was built for.
+    pub batch: usize,
+    outputs: Vec<String>,
+}
+
+fn tract_err(path: &Path) -> impl Fn(anyhow::Error) -> ExportError + '_ {
+    move |e| ExportError::Tract(format!("{}: {e:#}", path.display()))
+}
+
+impl TractModel {
+    /// Load the model at `path` with batch size `batch`.
+    pub fn load(path: &Path, batch: usize) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| ExportError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let proto = ModelProto::decode(bytes.as_slice()).map_err(|e| ExportError::Model {
+            path: path.display().to_string(),
+            reason: format!("not an ONNX model: {e}"),
+        })?;
+        Self::from_proto(proto, batch, path)
+    }
+
+    /// Load a model held in memory (`path` is only used in messages).
+    pub fn from_proto(proto: ModelProto, batch: usize, path: &Path) -> Result<Self> {
+        let info = model_info(&proto).map_err(|reason| ExportError::Model {
+            path: path.display().to_string(),
+            reason,
+        })?;
+        let outputs: Vec<String> = proto
+            .graph
+            .as_ref()
+            .map(|g| g.output.iter().map(|o| o.name.clone()).collect())
+            .unwrap_or_default();
+        let s = info.config.input_size;
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact([batch, 3, s, s]).into()))
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(tract_err(path))?;
+        Ok(Self {
+            plan,
+            info,
+            batch,
+            outputs,
+        })
+    }
+
+    /// Output names in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Run on `input` (`batch x 3 x S x S` values).
+    pub fn run(&self, input: &[f32]) -> Result<Vec<Output>> {
+        let s = self.info.config.input_size;
+        let t = tract_ndarray::Array4::from_shape_vec((self.batch, 3, s, s), input.to_vec())
+            .map_err(|e| ExportError::Tract(format!("input: {e}")))?;
+        let res = self
+            .plan
+            .run(tvec!(Tensor::from(t).into()))
+            .map_err(|e| ExportError::Tract(format!("run: {e:#}")))?;
+        let mut out = Vec::with_capacity(res.len());
+        for (name, v) in self.outputs.iter().zip(res) {
+            let v = v
+                .cast_to::<f32>()
+                .map_err(|e| ExportError::Tract(format!("output {name}: {e:#}")))?;
+            let data = v
+                .as_slice::<f32>()
+                .map_err(|e| ExportError::Tract(format!("output {name}: {e:#}")))?
+                .to_vec();
+            out.push(Output {
+                name: name.clone(),
+                shape: v.shape().to_vec(),
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The five contract outputs of one run, by name.
+    pub fn predict(&self, input: &[f32]) -> Result<Prediction> {
+        let outs = self.run(input)?;
+        let take = |n: &str| {
+            outs.iter()
+                .find(|o| o.name == n)
+                .map(|o| o.data.clone())
+                .ok_or_else(|| ExportError::Tract(format!("model has no output `{n}`")))
+        };
+        Ok(Prediction {
+            landmarks: take(tn::LANDMARKS)?,
+            visibility: take(tn::VISIBILITY)?,
+            category: take(tn::CATEGORY)?,
+            attributes: take(tn::ATTRIBUTES)?,
+            embedding: take(tn::EMBEDDING)?,
+        })
+    }
+
+    /// Names of the ops of the optimized plan with their counts (to see
+    /// which kernels tract selected, e.g. quantized matmuls).
+    pub fn op_census(&self) -> Vec<(String, usize)> {
+        let mut m = std::collections::BTreeMap::<String, usize>::new();
+        for node in self.plan.model().nodes() {
+            *m.entry(node.op.name().to_string()).or_default() += 1;
+        }
+        m.into_iter().collect()
+    }
+
+    /// Debug descriptions of the optimized ops whose name contains `pat`.
+    pub fn describe_ops(&self, pat: &str) -> Vec<String> {
+        self.plan
+            .model()
+            .nodes()
+            .iter()
+            .filter(|n| n.op.name().contains(pat))
+            .map(|n| {
+                format!(
+                    "{} {}: {:?}",
+                    n.name,
+                    n.op.name(),
+                    n.op.info().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+}
+
+/// The five outputs for a batch, flattened.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// `[N,8,2]`.
+    pub landmarks: Vec<f32>,
+    /// `[N,8,3]`.
+    pub visibility: Vec<f32>,
+    /// `[N,C]`.
+    pub category: Vec<f32>,
+    /// `[N,A]`.
+    pub attributes: Vec<f32>,
+    /// `[N,D]`.
+    pub embedding: Vec<f32>,
+}
