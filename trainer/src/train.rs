@@ -581,7 +581,10 @@ pub fn train(opts: &TrainOptions, stop: Arc<AtomicBool>) -> Result<TrainOutcome>
             ema.get("triplet").copied().unwrap_or(f64::NAN),
             rate
         ));
-        if t.log_every > 0 && (step % t.log_every == 0 || step == total_steps) {
+        // Two consecutive steps per interval, so both batch kinds get rows.
+        if t.log_every > 0
+            && (step % t.log_every == 0 || (step + 1) % t.log_every == 0 || step == total_steps)
+        {
             let mut row = serde_json::json!({
                 "step": step,
                 "stage": stage + 1,
