@@ -118,11 +118,7 @@ impl Sampler {
 
     /// Category & Attribute batches before step `s` (epoch accounting).
     pub fn category_batches_before(&self, s: u64) -> u64 {
-        if self.inshop_every == 0 {
-            s
-        } else {
-            s - s / self.inshop_every
-        }
+        s - s.checked_div(self.inshop_every).unwrap_or(0)
     }
 
     /// The sample indices of step `s`.
@@ -249,7 +245,7 @@ impl Prefetcher {
     }
 
     /// The next batch (blocks); `None` when the range is exhausted.
-    pub fn next(&mut self) -> Option<Result<TrainBatch>> {
+    pub fn next_batch(&mut self) -> Option<Result<TrainBatch>> {
         self.rx.as_ref().and_then(|rx| rx.recv().ok())
     }
 }
@@ -310,7 +306,7 @@ mod tests {
             assert_ne!(pair[0], pair[1]);
         }
         // Category batches walk a permutation: the first epoch covers every sample once.
-        let mut seen = vec![0; 50];
+        let mut seen = [0; 50];
         let mut s = 0;
         let mut c = Sampler::new(&cfg, &data, 1);
         let mut count = 0;

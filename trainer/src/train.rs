@@ -484,7 +484,7 @@ pub fn train(opts: &TrainOptions, stop: Arc<AtomicBool>) -> Result<TrainOutcome>
     };
 
     while step < total_steps {
-        let Some(next) = prefetch.next() else {
+        let Some(next) = prefetch.next_batch() else {
             bail!("the data pipeline stopped before step {step}");
         };
         let tb = next?;
@@ -507,7 +507,7 @@ pub fn train(opts: &TrainOptions, stop: Arc<AtomicBool>) -> Result<TrainOutcome>
         let mut loss = Tensor::zeros([], (Kind::Float, opts.device));
         for (l, &wt) in terms.iter().zip(&weights) {
             if wt != 0.0 {
-                loss = loss + l * wt;
+                loss = loss.g_add(&(l * wt));
             }
         }
         opt.zero_grad();
@@ -541,11 +541,10 @@ pub fn train(opts: &TrainOptions, stop: Arc<AtomicBool>) -> Result<TrainOutcome>
         };
         let kind = tb.kind;
         for (name, v) in LOSS_TERMS.iter().zip(&host) {
-            let relevant = match (kind, *name) {
-                (BatchKind::Category, "triplet") => false,
-                (BatchKind::InShop, "category" | "attributes") => false,
-                _ => true,
-            };
+            let relevant = !matches!(
+                (kind, *name),
+                (BatchKind::Category, "triplet") | (BatchKind::InShop, "category" | "attributes")
+            );
             if relevant {
                 upd(name, *v);
             }
