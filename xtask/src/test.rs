@@ -47,15 +47,22 @@ pub fn run(args: &Args) -> Result<()> {
     test.env("FASHION_REQUIRE_SERVICES", "1");
     // firmware-config's bundle tests get one aarch64 and one armv7 runtime,
     // cross-built here once (cached) instead of inside the tests.
-    for (var, board) in [
-        ("FIRMWARE_RUNTIME_AARCH64", "rpi4"),
-        ("FIRMWARE_RUNTIME_ARMV7", "rpi-zero2w-32"),
-    ] {
-        test.env(var, firmware_runtime(board)?);
+    if env::workspace_has("firmware-config")? {
+        for (var, board) in [
+            ("FIRMWARE_RUNTIME_AARCH64", "rpi4"),
+            ("FIRMWARE_RUNTIME_ARMV7", "rpi-zero2w-32"),
+        ] {
+            test.env(var, firmware_runtime(board)?);
+        }
+    } else {
+        eprintln!("xtask: firmware-config is not a workspace member yet: no cross-built runtimes");
     }
     env::run("test", &mut test)?;
-    if !args.no_qemu {
+    let qemu = !args.no_qemu && env::workspace_has("fashion-runtime")?;
+    if qemu {
         cross::test_under_qemu()?;
+    } else if !args.no_qemu {
+        eprintln!("xtask: fashion-runtime is not a workspace member yet: no qemu tests");
     }
     eprintln!("xtask: all checks passed");
     Ok(())
