@@ -13,8 +13,10 @@ use fashion_runtime::engine::{Engine, EngineOptions};
 use fashion_runtime::pipeline::Pipeline;
 use fashion_runtime::result::FrameResult;
 use fashion_runtime::sources::{demo, Frame};
+use fashion_runtime::table::Table;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -64,14 +66,35 @@ fn counted<R>(f: impl FnOnce() -> R) -> (R, usize, usize) {
 fn steady_state_frame_work_does_not_allocate() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.onnx");
-    TestModel::small(5).write(&path);
+    let model = TestModel::small(5);
+    model.write(&path);
     let engine = Engine::load(&path, EngineOptions::default()).unwrap();
+    // A table for this model, so that the search stage is measured too.
+    let dim = model.config.embedding_dim;
+    let items: Vec<deepfashion::shop_table::TableItem> = (0..300)
+        .map(|i| {
+            let v: Vec<f32> = (0..dim)
+                .map(|j| (((i * 31 + j * 17) % 23) as f32 - 11.0) / 11.0)
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            deepfashion::shop_table::TableItem {
+                id: format!("item{i}"),
+                name: Some(format!("Item {i}")),
+                price: None,
+                url: None,
+                embedding: v.iter().map(|x| x / n).collect(),
+            }
+        })
+        .collect();
+    let table_path = dir.path().join("shop.table");
+    deepfashion::shop_table::write_table(&table_path, &model.fingerprint(), dim, &items).unwrap();
+    let table = Arc::new(Table::open(&table_path).unwrap());
     let results = ResultsConfig {
         top_categories: 5,
         top_attributes: 10,
         top_matches: 10,
     };
-    let mut pipeline = Pipeline::new(engine, None, RoiConfig::default(), results).unwrap();
+    let mut pipeline = Pipeline::new(engine, Some(table), RoiConfig::default(), results).unwrap();
     let mut frames: Vec<Frame> = (0..4)
         .map(|t| {
             let mut f = Frame::default();
@@ -101,6 +124,7 @@ fn steady_state_frame_work_does_not_allocate() {
     assert_eq!(out.landmarks.len(), 8);
     assert_eq!(out.categories.len(), 5);
     assert_eq!(out.attributes.len(), 10);
+    assert_eq!(out.matches.len(), 10, "the table search ran");
 
     // tract's run, measured (not asserted to be zero: tract allocates its
     // intermediate tensors per call).
