@@ -95,9 +95,11 @@ impl TractModel {
                 .cast_to::<f32>()
                 .map_err(|e| ExportError::Tract(format!("output {name}: {e:#}")))?;
             let data = v
-                .as_slice::<f32>()
+                .to_plain_array_view::<f32>()
                 .map_err(|e| ExportError::Tract(format!("output {name}: {e:#}")))?
-                .to_vec();
+                .iter()
+                .copied()
+                .collect();
             out.push(Output {
                 name: name.clone(),
                 shape: v.shape().to_vec(),
