@@ -52,7 +52,13 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.no_apt {
         apt().context("installing Debian packages")?;
     }
-    cargo_zigbuild().context("installing cargo-zigbuild")?;
+    // Only the board bundles need zig; skip the (slow) install while
+    // firmware-config is not built yet.
+    if env::workspace_has("firmware-config")? {
+        cargo_zigbuild().context("installing cargo-zigbuild")?;
+    } else {
+        eprintln!("xtask: [cargo-zigbuild] firmware-config is not a workspace member yet, skipped");
+    }
     eprintln!("xtask: set-up complete");
     Ok(())
 }
