@@ -22,7 +22,10 @@ pub fn run(args: &Args) -> Result<()> {
         "build",
         env::cargo().args(["build", "--release", "-p", "deepfashion"]),
     )?;
-    let bin = env::root().join("target/release/deepfashion");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env::root().join("target"));
+    let bin = target.join("release").join("deepfashion");
     env::run(
         "synthetic data",
         env::command(&bin).args([
