@@ -7,7 +7,7 @@
 
 use crate::env;
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Arguments of `cargo xtask bench export`.
@@ -207,36 +207,8 @@ pub fn run(args: &Args) -> Result<()> {
     md.push('\n');
     println!("{md}");
     if !args.no_write {
-        write_section(&env::root().join("BENCHMARKS.md"), &md)?;
+        crate::benchmarks_md::write_section("export", &md)?;
         eprintln!("xtask: [bench export] BENCHMARKS.md updated");
     }
-    Ok(())
-}
-
-/// Replace (or append) the export section of BENCHMARKS.md, atomically.
-fn write_section(path: &Path, body: &str) -> Result<()> {
-    const BEGIN: &str = "<!-- bench:export:begin -->";
-    const END: &str = "<!-- bench:export:end -->";
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let section = format!("{BEGIN}\n{body}{END}\n");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => {
-            format!(
-                "{}{}{}",
-                &old[..a],
-                section,
-                old[b + END.len()..].trim_start_matches('\n')
-            )
-        }
-        _ => format!("{}\n\n{}", old.trim_end_matches('\n'), section),
-    };
-    let tmp = path.with_extension("md.export.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(new.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
     Ok(())
 }

@@ -180,7 +180,7 @@ pub fn run(args: &Args) -> Result<()> {
     let md = render(&model, &rows, &rss)?;
     println!("{md}");
     if !args.no_write {
-        write_section(&env::root().join("BENCHMARKS.md"), &md)?;
+        crate::benchmarks_md::write_section("runtime", &md)?;
         eprintln!("xtask: [bench runtime] BENCHMARKS.md updated");
     }
     Ok(())
@@ -255,34 +255,4 @@ fn render(
         ms(rss, "search")
     )?;
     Ok(s)
-}
-
-/// Replace (or append) the runtime section of BENCHMARKS.md, atomically.
-fn write_section(path: &Path, body: &str) -> Result<()> {
-    const BEGIN: &str = "<!-- bench:runtime:begin -->";
-    const END: &str = "<!-- bench:runtime:end -->";
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let section = format!("{BEGIN}\n{body}{END}\n");
-    let new = match (old.find(BEGIN), old.find(END)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{}{}",
-            &old[..a],
-            section,
-            &old[b + END.len()..].trim_start_matches('\n')
-        ),
-        _ => format!(
-            "{}\n{}",
-            old.trim_end_matches('\n').to_string() + "\n",
-            section
-        ),
-    };
-    let tmp = path.with_extension("md.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(new.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }

@@ -5,6 +5,7 @@
 mod bench_export;
 mod bench_runtime;
 mod bench_trainer;
+mod benchmarks_md;
 mod cross;
 mod demo;
 mod env;
