@@ -1,42 +1,27 @@
 //! `deepfashion inspect`: load a benchmark folder and summarize it.
 
-use anyhow::Context;
-use deepfashion::annotations::{load, summarize, Benchmark, LoadOptions};
-use std::path::PathBuf;
+use crate::dataset_args::DatasetArgs;
+use deepfashion::annotations::summarize;
 
 /// Arguments of `deepfashion inspect`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The DeepFashion top folder or one benchmark folder.
-    #[arg(long)]
-    root: PathBuf,
-    /// category-attribute, fine, inshop, consumer2shop or landmarks.
-    #[arg(long)]
-    benchmark: Benchmark,
+    #[command(flatten)]
+    dataset: DatasetArgs,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    /// Skip malformed rows (counted and reported) instead of failing.
-    #[arg(long)]
-    lenient: bool,
 }
 
 /// Run `deepfashion inspect`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ds = load(
-        &args.root,
-        args.benchmark,
-        &LoadOptions {
-            lenient: args.lenient,
-        },
-    )
-    .with_context(|| format!("reading {} from {}", args.benchmark, args.root.display()))?;
+    let ds = args.dataset.load()?;
     let s = summarize(&ds);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(());
     }
-    println!("{} at {}", args.benchmark, ds.root.display());
+    println!("{} at {}", args.dataset.benchmark, ds.root.display());
     println!("  images: {}", ds.images.len());
     if ds.skipped_rows > 0 {
         println!("  skipped malformed rows: {}", ds.skipped_rows);

@@ -1,5 +1,6 @@
 //! `deepfashion`: inspect, score and synthesize DeepFashion datasets.
 
+mod dataset_args;
 mod inspect;
 mod score;
 mod synth;

@@ -1,19 +1,15 @@
 //! `deepfashion score`: score a predictions file against a benchmark split.
 
+use crate::dataset_args::DatasetArgs;
 use anyhow::Context;
-use deepfashion::annotations::{load, Benchmark, LoadOptions};
 use deepfashion::metrics::{read_predictions, score_with, ScoreOptions};
 use std::path::PathBuf;
 
 /// Arguments of `deepfashion score`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The DeepFashion top folder or one benchmark folder.
-    #[arg(long)]
-    root: PathBuf,
-    /// category-attribute, fine, inshop, consumer2shop or landmarks.
-    #[arg(long)]
-    benchmark: Benchmark,
+    #[command(flatten)]
+    dataset: DatasetArgs,
     /// Split to score (train, val, test; In-shop: query or test).
     #[arg(long, default_value = "test")]
     split: String,
@@ -27,21 +23,11 @@ pub struct Args {
     /// of the split must have each predicted field).
     #[arg(long)]
     partial: bool,
-    /// Skip malformed annotation rows (counted) instead of failing.
-    #[arg(long)]
-    lenient: bool,
 }
 
 /// Run `deepfashion score`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let ds = load(
-        &args.root,
-        args.benchmark,
-        &LoadOptions {
-            lenient: args.lenient,
-        },
-    )
-    .with_context(|| format!("reading {} from {}", args.benchmark, args.root.display()))?;
+    let ds = args.dataset.load()?;
     let preds = read_predictions(&args.predictions)?;
     let s = score_with(
         &ds,
