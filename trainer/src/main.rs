@@ -102,8 +102,9 @@ struct TrainArgs {
     quiet: bool,
 }
 
+/// What `eval` and `predict` share: a checkpoint run over one split.
 #[derive(clap::Args)]
-struct EvalArgs {
+struct CheckpointRunArgs {
     /// Checkpoint (.safetensors).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -116,9 +117,6 @@ struct EvalArgs {
     /// Split (test, val, query, ...).
     #[arg(long, default_value = "test")]
     split: String,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -128,28 +126,21 @@ struct EvalArgs {
 }
 
 #[derive(clap::Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    run: CheckpointRunArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct PredictArgs {
-    /// Checkpoint (.safetensors).
-    #[arg(long)]
-    checkpoint: PathBuf,
-    /// DeepFashion (or synthetic) root folder.
-    #[arg(long)]
-    data: PathBuf,
-    /// Benchmark name.
-    #[arg(long, default_value = "category-attribute")]
-    benchmark: String,
-    /// Split.
-    #[arg(long, default_value = "test")]
-    split: String,
+    #[command(flatten)]
+    run: CheckpointRunArgs,
     /// Output JSON-lines file.
     #[arg(long)]
     out: PathBuf,
-    /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Threads.
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 fn threads(t: Option<usize>) -> usize {
@@ -280,15 +271,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Eval(a) => {
-            let device = trainer::device::parse_device(&a.device)?;
-            tch::set_num_threads(threads(a.threads) as i32);
+            let r = &a.run;
+            let device = trainer::device::parse_device(&r.device)?;
+            tch::set_num_threads(threads(r.threads) as i32);
             let report = trainer::evaluate::eval(
-                &a.checkpoint,
-                &a.data,
-                benchmark(&a.benchmark)?,
-                &a.split,
+                &r.checkpoint,
+                &r.data,
+                benchmark(&r.benchmark)?,
+                &r.split,
                 device,
-                threads(a.threads),
+                threads(r.threads),
             )?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -298,16 +290,17 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Predict(a) => {
-            let device = trainer::device::parse_device(&a.device)?;
-            tch::set_num_threads(threads(a.threads) as i32);
+            let r = &a.run;
+            let device = trainer::device::parse_device(&r.device)?;
+            tch::set_num_threads(threads(r.threads) as i32);
             let n = trainer::evaluate::predict_to_file(
-                &a.checkpoint,
-                &a.data,
-                benchmark(&a.benchmark)?,
-                &a.split,
+                &r.checkpoint,
+                &r.data,
+                benchmark(&r.benchmark)?,
+                &r.split,
                 &a.out,
                 device,
-                threads(a.threads),
+                threads(r.threads),
             )?;
             println!("wrote {n} predictions to {}", a.out.display());
             Ok(())
