@@ -19,7 +19,7 @@ fn gallery_from_folder_writes_a_table_bound_to_the_model() {
     std::fs::create_dir_all(cat.join("shirts")).unwrap();
     for i in 0..5u8 {
         let img = image::RgbImage::from_fn(64 + 8 * i as u32, 80, |x, y| {
-            image::Rgb([(x * 3) as u8 ^ i * 40, (y * 2) as u8, 100 + i * 20])
+            image::Rgb([(x * 3) as u8 ^ (i * 40), (y * 2) as u8, 100 + i * 20])
         });
         img.save(cat.join("shirts").join(format!("s{i}.png")))
             .unwrap();

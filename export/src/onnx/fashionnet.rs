@@ -72,7 +72,7 @@ impl<'a> Net<'a> {
         Val::F(name)
     }
 
-    fn to_float(&mut self, v: &Val) -> String {
+    fn float_of(&mut self, v: &Val) -> String {
         match v {
             Val::F(n) => n.clone(),
             Val::Q {
@@ -96,7 +96,7 @@ impl<'a> Net<'a> {
         (sn, zn, s, z)
     }
 
-    fn to_q(&mut self, v: &Val) -> Val {
+    fn quantized_of(&mut self, v: &Val) -> Val {
         match v {
             Val::Q { .. } => v.clone(),
             Val::F(n) => {
@@ -156,9 +156,9 @@ impl<'a> Net<'a> {
     ) -> Val {
         let Val::Q {
             name, scale, zp, s, ..
-        } = self.to_q(x)
+        } = self.quantized_of(x)
         else {
-            unreachable!("to_q returns Q")
+            unreachable!("quantized_of returns Q")
         };
         let [wq, ws, wz, bq] = self.qweights(layer, rows, wdims, s);
         let (ys, yz, s2, z2) = self.qparams(out);
@@ -190,7 +190,7 @@ impl<'a> Net<'a> {
             self.calib.push(out.clone());
             return self.qconv(layer, x, cout, &[cout, cin, 3, 3], 3, &out);
         }
-        let xf = self.to_float(x);
+        let xf = self.float_of(x);
         let c = self.g.op(
             "Conv",
             &format!("{layer}/conv"),
@@ -220,7 +220,7 @@ impl<'a> Net<'a> {
         let out = format!("{layer}/out");
         if self.quantized(layer) {
             self.calib.push(out.clone());
-            let xq = self.to_q(x);
+            let xq = self.quantized_of(x);
             let Val::Q {
                 name,
                 scale,
@@ -229,7 +229,7 @@ impl<'a> Net<'a> {
                 z,
             } = xq
             else {
-                unreachable!("to_q returns Q")
+                unreachable!("quantized_of returns Q")
             };
             let r = self
                 .g
@@ -262,7 +262,7 @@ impl<'a> Net<'a> {
                 z,
             };
         }
-        let xf = self.to_float(x);
+        let xf = self.float_of(x);
         self.add_float_weights(layer, &[fout, fin]);
         let gemm = if relu {
             format!("{layer}/gemm")
@@ -318,7 +318,7 @@ impl<'a> Net<'a> {
     fn head_pool(&mut self, name: &str, x: &Val) -> Val {
         let out = format!("{name}/out");
         if self.cfg.global_pool {
-            let xf = self.to_float(x);
+            let xf = self.float_of(x);
             let gp = self
                 .g
                 .op("GlobalAveragePool", &format!("{name}/gap"), &[&xf], vec![]);
@@ -361,7 +361,7 @@ impl<'a> Net<'a> {
         let gg = g * g;
         let r = (g as i64 - 1) / 2;
         let l = NUM_LANDMARKS as i64;
-        let f4f = self.to_float(f4);
+        let f4f = self.float_of(f4);
         let xs = self.g.slice(landmarks, 2, 0, 1, "local_pool/x");
         let ys = self.g.slice(landmarks, 2, 1, 2, "local_pool/y");
         let side = self.g.scalar("local_pool/side", s4 as f32);
@@ -473,11 +473,11 @@ impl<'a> Net<'a> {
         let p6 = self.linear("fc6_pose", hf, fc, true, &heads[0]);
         let p7 = self.linear("fc7_pose", fc, fc, true, &p6);
         let lm = self.linear("landmarks", fc, 2 * l, false, &p7);
-        let lmf = self.to_float(&lm);
+        let lmf = self.float_of(&lm);
         let sig = self.g.op("Sigmoid", "landmarks/sigmoid", &[&lmf], vec![]);
         self.g.reshape(&sig, &[-1, l as i64, 2], tn::LANDMARKS);
         let vis = self.linear("visibility", fc, 3 * l, false, &p7);
-        let visf = self.to_float(&vis);
+        let visf = self.float_of(&vis);
         let v3 = self
             .g
             .reshape(&visf, &[-1, l as i64, 3], "visibility/logits3");
@@ -517,7 +517,7 @@ impl<'a> Net<'a> {
                 }
             }
             _ => {
-                let (a, b) = (self.to_float(&g6), self.to_float(&l6));
+                let (a, b) = (self.float_of(&g6), self.float_of(&l6));
                 let n = self.g.op(
                     "Concat",
                     "fusion/concat",
@@ -529,14 +529,14 @@ impl<'a> Net<'a> {
         };
         let f7 = self.linear("fc7_fusion", 2 * fc, fc, true, &fused);
         let cat = self.linear("category", fc, cfg.num_categories, false, &f7);
-        let catf = self.to_float(&cat);
+        let catf = self.float_of(&cat);
         self.g
             .op("Softmax", tn::CATEGORY, &[&catf], vec![attr_int("axis", 1)]);
         let att = self.linear("attributes", fc, cfg.num_attributes, false, &f7);
-        let attf = self.to_float(&att);
+        let attf = self.float_of(&att);
         self.g.op("Sigmoid", tn::ATTRIBUTES, &[&attf], vec![]);
         let emb = self.linear("embedding", fc, cfg.embedding_dim, false, &f7);
-        let embf = self.to_float(&emb);
+        let embf = self.float_of(&emb);
         let ss = self.g.op(
             "ReduceSumSquare",
             "embedding/sumsq",

@@ -18,7 +18,8 @@ pub fn tiny_checkpoint(dir: &Path, seed: u64) -> (PathBuf, Checkpoint) {
     (path, ck)
 }
 
-/// The venv python, when it has `modules`.
+/// The venv python, when it has `modules` (a missing module fails the test
+/// under `FASHION_REQUIRE_SERVICES=1`, as in CI).
 pub fn venv_python(modules: &str) -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let ok = std::process::Command::new(&py)
@@ -29,7 +30,14 @@ pub fn venv_python(modules: &str) -> Option<PathBuf> {
     if ok {
         Some(py)
     } else {
-        eprintln!("NOTICE: {} lacks `{modules}`; skipping the python cross-check (run `cargo xtask setup`)", py.display());
+        let msg = format!(
+            "{} lacks `{modules}` (run `cargo xtask setup`)",
+            py.display()
+        );
+        if std::env::var("FASHION_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("{msg}; FASHION_REQUIRE_SERVICES=1 requires the python cross-check");
+        }
+        eprintln!("NOTICE: {msg}; skipping the python cross-check");
         None
     }
 }
