@@ -218,7 +218,10 @@ impl Engine {
         // tract released its reference at the end of the previous run; if it
         // ever keeps one, this clones once (a copy, not a failure).
         let t = Arc::make_mut(&mut self.input);
-        t.as_slice_mut::<f32>().expect("input tensor is f32")
+        t.to_plain_array_view_mut::<f32>()
+            .expect("input tensor is plain f32")
+            .into_slice()
+            .expect("input tensor is contiguous")
     }
 
     /// Run the graph on the current input and copy the outputs into
@@ -229,7 +232,7 @@ impl Engine {
         let o = &mut self.outputs;
         let get = |k: usize| -> anyhow::Result<&[f32]> {
             let t = &result[self.output_index[k]];
-            Ok(t.as_slice::<f32>()?)
+            t.try_as_plain_ram()?.as_slice::<f32>()
         };
         for (dst, src) in o.landmarks.iter_mut().zip(get(0)?.chunks_exact(2)) {
             dst.copy_from_slice(src);

@@ -52,10 +52,13 @@ impl Signals {
 /// changed). Polled, at most once a second by the caller.
 #[derive(Debug, Clone)]
 pub struct FileWatch {
-    files: Vec<(PathBuf, Option<(SystemTime, u64, u64)>)>,
+    files: Vec<(PathBuf, Option<Stamp>)>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+/// What identifies one version of a file: modification time, size, inode.
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len(), m.ino()))

@@ -4,9 +4,9 @@
 
 use crate::config::DeviceConfig;
 use crate::outputs::folder::FrameFolderSink;
-use crate::outputs::http::{CameraStatus, HttpConfig, PreviewServer};
+use crate::outputs::http::{CameraStatus, PreviewServer};
 use crate::outputs::jsonl::JsonlSink;
-use crate::outputs::mqtt::{MqttConfig, MqttPublisher};
+use crate::outputs::mqtt::MqttPublisher;
 use crate::outputs::{Outputs, OutputsError, OwnedNames};
 use crate::result::{FrameResult, Names};
 use crate::sources::reopen::SourceState;
@@ -26,14 +26,14 @@ pub fn apply_output_flags(
     mqtt: Option<&str>,
 ) -> Result<()> {
     if let Some(addr) = http {
-        let mut h = cfg.http.clone().unwrap_or_else(HttpConfig::default);
+        let mut h = cfg.http.clone().unwrap_or_default();
         h.addr = addr
             .parse()
             .with_context(|| format!("--http {addr}: expected ADDR:PORT, e.g. 0.0.0.0:8080"))?;
         cfg.http = Some(h);
     }
     if let Some(broker) = mqtt {
-        let mut m = cfg.mqtt.clone().unwrap_or_else(MqttConfig::default);
+        let mut m = cfg.mqtt.clone().unwrap_or_default();
         m.broker = broker.to_string();
         cfg.mqtt = Some(m);
     }

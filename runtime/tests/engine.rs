@@ -18,7 +18,13 @@ fn reference(path: &std::path::Path, input: &[f32], s: usize) -> Vec<Vec<f32>> {
     let t = Tensor::from_shape(&[1, 3, s, s], input).unwrap();
     let out = model.run(tvec![t.into()]).unwrap();
     out.iter()
-        .map(|o| o.as_slice::<f32>().unwrap().to_vec())
+        .map(|o| {
+            o.try_as_plain_ram()
+                .unwrap()
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        })
         .collect()
 }
 

@@ -95,7 +95,13 @@ fn exported_model_and_table_match_tract_and_table_search() {
             .unwrap();
         let want: Vec<Vec<f32>> = o
             .iter()
-            .map(|t| t.as_slice::<f32>().unwrap().to_vec())
+            .map(|t| {
+                t.try_as_plain_ram()
+                    .unwrap()
+                    .as_slice::<f32>()
+                    .unwrap()
+                    .to_vec()
+            })
             .collect();
         for (i, lm) in out.landmarks.iter().enumerate() {
             let (x, y) = crop.to_pixels(want[0][2 * i], want[0][2 * i + 1]);

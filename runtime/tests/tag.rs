@@ -121,7 +121,13 @@ fn reference(model: &Path, frame: &Frame) -> Vec<Vec<f32>> {
     let t = Tensor::from_shape(&[1, 3, s, s], &input).unwrap();
     let out = plan.run(tvec![t.into()]).unwrap();
     out.iter()
-        .map(|o| o.as_slice::<f32>().unwrap().to_vec())
+        .map(|o| {
+            o.try_as_plain_ram()
+                .unwrap()
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        })
         .collect()
 }
 

@@ -35,9 +35,9 @@ pub fn draw(frame: &mut Frame, width: u32, height: u32, t: u64) {
     let sway = (phase * 1.3).sin() * 0.25;
     let hue = (t as f32 * 0.01) % 1.0;
     let colour = [
-        (128.0 + 100.0 * (hue * 6.28).sin()) as u8,
-        (90.0 + 60.0 * (hue * 6.28 + 2.0).sin()) as u8,
-        (140.0 + 90.0 * (hue * 6.28 + 4.0).sin()) as u8,
+        (128.0 + 100.0 * (hue * std::f32::consts::TAU).sin()) as u8,
+        (90.0 + 60.0 * (hue * std::f32::consts::TAU + 2.0).sin()) as u8,
+        (140.0 + 90.0 * (hue * std::f32::consts::TAU + 4.0).sin()) as u8,
     ];
     for y in 0..height {
         for x in 0..width {

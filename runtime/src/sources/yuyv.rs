@@ -12,7 +12,7 @@ pub fn yuyv_to_rgb(
     stride: usize,
     rgb: &mut [u8],
 ) -> bool {
-    if width % 2 != 0
+    if !width.is_multiple_of(2)
         || stride < width * 2
         || rgb.len() < width * height * 3
         || height == 0
