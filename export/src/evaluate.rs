@@ -5,7 +5,7 @@
 use crate::images::{self, ImageRef};
 use crate::infer::{Prediction, TractModel};
 use crate::{ExportError, Result};
-use deepfashion::annotations::{Benchmark, Dataset, Source};
+use deepfashion::annotations::{Benchmark, Dataset};
 use deepfashion::contract::{tensor_names as tn, NUM_LANDMARKS};
 use deepfashion::metrics::{self, Scores};
 use rand::{Rng, SeedableRng};
@@ -111,30 +111,13 @@ pub fn verify(a: &TractModel, b: &TractModel, inputs: &[Vec<f32>]) -> Result<Par
     })
 }
 
-/// The images [`evaluate`] must predict for `split`: the split itself, plus
-/// the retrieval gallery where the benchmark has one.
+/// The images [`evaluate`] must predict for `split`
+/// ([`metrics::needed_records`]: the split plus the retrieval gallery).
 pub fn eval_images(ds: &Dataset, split: &str) -> Vec<ImageRef> {
-    let mut out = images::split_images(ds, split);
-    match ds.benchmark {
-        Benchmark::InShop if split != "gallery" => out.extend(images::split_images(ds, "gallery")),
-        Benchmark::Consumer2Shop => {
-            for r in &ds.images {
-                if r.source == Some(Source::Shop)
-                    && r.split != split
-                    && (r.split == "val" || r.split == "test")
-                {
-                    out.push(ImageRef {
-                        path: ds.image_path(r),
-                        name: r.image.clone(),
-                        bbox: r.bbox,
-                        item_id: r.item_id.clone(),
-                    });
-                }
-            }
-        }
-        _ => {}
-    }
-    out
+    metrics::needed_records(ds, split)
+        .into_iter()
+        .map(|r| images::image_ref(ds, &ds.images[r]))
+        .collect()
 }
 
 /// Predictions of `model` on `imgs` in the `deepfashion score` format

@@ -30,16 +30,19 @@ pub fn load_dataset(root: &Path, benchmark: &str) -> Result<Dataset> {
         .map_err(|e| ExportError::Other(format!("{}: {e}", root.display())))
 }
 
+/// The [`ImageRef`] of one annotation record of `ds`.
+pub fn image_ref(ds: &Dataset, r: &annotations::ImageRecord) -> ImageRef {
+    ImageRef {
+        path: ds.image_path(r),
+        name: r.image.clone(),
+        bbox: r.bbox,
+        item_id: r.item_id.clone(),
+    }
+}
+
 /// The images of `split` in `ds`, in partition order.
 pub fn split_images(ds: &Dataset, split: &str) -> Vec<ImageRef> {
-    ds.split(split)
-        .map(|r| ImageRef {
-            path: ds.image_path(r),
-            name: r.image.clone(),
-            bbox: r.bbox,
-            item_id: r.item_id.clone(),
-        })
-        .collect()
+    ds.split(split).map(|r| image_ref(ds, r)).collect()
 }
 
 /// Every `.jpg`/`.jpeg`/`.png` file under `dir` (recursive, sorted).

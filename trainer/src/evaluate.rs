@@ -199,27 +199,11 @@ pub fn mean_unit_landmarks(ds: &Dataset) -> [[f32; 2]; NUM_LANDMARKS] {
     })
 }
 
-/// The records a split's scoring needs: the split itself plus the
-/// retrieval gallery (In-shop `gallery`; consumer-to-shop shop images of
-/// val + test).
+/// The records a split's scoring needs ([`metrics::needed_records`]).
 pub fn eval_records<'a>(ds: &'a Dataset, split: &str) -> Vec<&'a ImageRecord> {
-    let split = match (ds.benchmark, split) {
-        (Benchmark::InShop, "test") => "query",
-        _ => split,
-    };
-    ds.images
-        .iter()
-        .filter(|r| {
-            r.split == split
-                || match ds.benchmark {
-                    Benchmark::InShop => split == "query" && r.split == "gallery",
-                    Benchmark::Consumer2Shop => {
-                        r.source == Some(annotations::Source::Shop)
-                            && (r.split == "val" || r.split == "test")
-                    }
-                    _ => false,
-                }
-        })
+    metrics::needed_records(ds, split)
+        .into_iter()
+        .map(|r| &ds.images[r])
         .collect()
 }
 

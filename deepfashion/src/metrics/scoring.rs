@@ -154,6 +154,38 @@ pub struct ScoreOptions {
     pub partial: bool,
 }
 
+/// The split whose records are scored when `split` is asked for: In-shop
+/// has no `test` split, so `test` means its `query` split.
+pub fn eval_split(benchmark: Benchmark, split: &str) -> &str {
+    match (benchmark, split) {
+        (Benchmark::InShop, "test") => "query",
+        (_, s) => s,
+    }
+}
+
+/// Indices (into `ds.images`) of every record that [`score`] needs a
+/// prediction for on `split`: the split itself plus the retrieval gallery
+/// (In-shop `gallery` for its `query` split; consumer-to-shop: every shop
+/// image of val + test). Predicting exactly these is what `trainer eval`,
+/// `export eval` and the runtime's scoring runs do.
+pub fn needed_records(ds: &Dataset, split: &str) -> Vec<usize> {
+    let split = eval_split(ds.benchmark, split);
+    (0..ds.images.len())
+        .filter(|&r| {
+            let rec = &ds.images[r];
+            rec.split == split
+                || match ds.benchmark {
+                    Benchmark::InShop => split == "query" && rec.split == "gallery",
+                    Benchmark::Consumer2Shop => {
+                        rec.source == Some(Source::Shop)
+                            && (rec.split == "val" || rec.split == "test")
+                    }
+                    _ => false,
+                }
+        })
+        .collect()
+}
+
 /// Score predictions on a split with the default (strict) options.
 pub fn score(dataset: &Dataset, split: &str, preds: &[Prediction]) -> Result<Scores, ScoreError> {
     score_with(dataset, split, preds, &ScoreOptions::default())
@@ -289,10 +321,7 @@ pub fn score_with(
     opts: &ScoreOptions,
 ) -> Result<Scores, ScoreError> {
     let ds = dataset;
-    let eval_split = match (ds.benchmark, split) {
-        (Benchmark::InShop, "test") => "query",
-        (_, s) => s,
-    };
+    let eval_split = eval_split(ds.benchmark, split);
     if !ds.benchmark.splits().contains(&eval_split) {
         return Err(ScoreError::Split(format!(
             "split `{split}` is not one of {} for {}",
