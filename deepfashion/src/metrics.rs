@@ -19,8 +19,8 @@ mod scoring;
 
 pub use predictions::{read_predictions, write_predictions, Prediction, PredictionError};
 pub use scoring::{
-    eval_split, needed_records, score, score_with, AttributeScores, CategoryScores, GroupRecall,
-    LandmarkScores, RetrievalScores, ScoreError, ScoreOptions, Scores,
+    comparison_table, eval_split, needed_records, score, score_with, AttributeScores,
+    CategoryScores, GroupRecall, LandmarkScores, RetrievalScores, ScoreError, ScoreOptions, Scores,
 };
 
 use crate::annotations::{Landmark, LandmarkState};

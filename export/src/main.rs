@@ -408,10 +408,37 @@ fn run(cli: Cli) -> Result<()> {
                     ),
                 }
             } else {
-                print_scores(&model, &m.info.precision, &scores);
-                if let (Some(r), Some(path)) = (&reference_scores, &reference) {
-                    print_scores(path, "reference", r);
+                println!(
+                    "{} split {}: {} ({})",
+                    scores.benchmark,
+                    scores.split,
+                    model.display(),
+                    m.info.precision
+                );
+                match (&reference_scores, &reference) {
+                    (Some(r), Some(path)) => {
+                        println!("reference: {}", path.display());
+                        print!(
+                            "{}",
+                            deepfashion::metrics::comparison_table(
+                                "model",
+                                &scores,
+                                "reference",
+                                r
+                            )
+                        );
+                    }
+                    _ => {
+                        for (name, v, lower) in scores.headline() {
+                            if lower {
+                                println!("{name:<24}{v:>12.4}");
+                            } else {
+                                println!("{name:<24}{:>11.2}%", 100.0 * v);
+                            }
+                        }
+                    }
                 }
+                println!("(--json prints every metric)");
             }
         }
         Cmd::Gallery {
@@ -508,20 +535,6 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn print_scores(path: &Path, label: &str, s: &deepfashion::metrics::Scores) {
-    println!("== {} ({label})", path.display());
-    match serde_json::to_value(s) {
-        Ok(v) => {
-            let pick = |p: &str| v.pointer(p).cloned().unwrap_or(serde_json::Value::Null);
-            println!("category top-1   {}", pick("/category/top1"));
-            println!("retrieval top-20 {}", pick("/retrieval/top20"));
-            println!("landmark NE      {}", pick("/landmarks/ne"));
-            println!("{}", serde_json::to_string(&v).unwrap_or_default());
-        }
-        Err(e) => println!("(scores not printable: {e})"),
-    }
 }
 
 fn main() -> std::process::ExitCode {

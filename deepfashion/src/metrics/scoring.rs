@@ -116,6 +116,61 @@ pub struct Scores {
     pub landmarks: Option<LandmarkScores>,
 }
 
+impl Scores {
+    /// The headline figures for one-screen summaries, in a fixed order:
+    /// `(name, value, lower_is_better)`; absent metrics are left out.
+    pub fn headline(&self) -> Vec<(&'static str, f64, bool)> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.category {
+            out.push(("category top-1", c.top1, false));
+            out.push(("category top-5", c.top5, false));
+        }
+        if let Some(a) = &self.attributes {
+            out.push(("attribute recall top-5", a.top5, false));
+        }
+        if let Some(r) = &self.retrieval {
+            out.push(("retrieval top-1", r.top1, false));
+            out.push(("retrieval top-20", r.top20, false));
+        }
+        if let Some(l) = &self.landmarks {
+            out.push(("landmark NE", l.ne, true));
+            if let Some(v) = l.visibility_accuracy {
+                out.push(("visibility accuracy", v, false));
+            }
+        }
+        out
+    }
+}
+
+/// A side-by-side text table of the [`Scores::headline`] figures of `a`
+/// and `b` with their difference `a - b` (fractions as percentage points,
+/// NE as a raw difference).
+pub fn comparison_table(a_label: &str, a: &Scores, b_label: &str, b: &Scores) -> String {
+    use std::fmt::Write;
+    let bh = b.headline();
+    let mut t = format!(
+        "{:<24}{:>12}{:>12}{:>12}\n",
+        "metric", a_label, b_label, "difference"
+    );
+    for (name, va, lower) in a.headline() {
+        let Some(&(_, vb, _)) = bh.iter().find(|(n, _, _)| *n == name) else {
+            continue;
+        };
+        let _ = if lower {
+            writeln!(t, "{name:<24}{va:>12.4}{vb:>12.4}{:>+12.4}", va - vb)
+        } else {
+            writeln!(
+                t,
+                "{name:<24}{:>11.2}%{:>11.2}%{:>+9.2} pt",
+                100.0 * va,
+                100.0 * vb,
+                100.0 * (va - vb)
+            )
+        };
+    }
+    t
+}
+
 /// Errors of [`score`].
 #[derive(Debug, thiserror::Error)]
 pub enum ScoreError {

@@ -192,3 +192,38 @@ fn nan_scores_do_not_panic() {
     let r = attribute_recall(&s, &[vec![1, 0, 0, 0, 0]], &[0; 5], 1, &[3]);
     close(r.overall[0], 0.0);
 }
+
+#[test]
+fn comparison_table_lines_up_shared_headline_figures() {
+    let with = |top1: f64, ne: Option<f64>| Scores {
+        benchmark: "category-attribute".into(),
+        split: "test".into(),
+        category: Some(CategoryScores {
+            top1,
+            top3: 0.9,
+            top5: 1.0,
+            images: 10,
+        }),
+        attributes: None,
+        retrieval: None,
+        landmarks: ne.map(|ne| LandmarkScores {
+            ne,
+            ne_by_slot: [None; NUM_LANDMARKS],
+            detection_rate: Default::default(),
+            visible: 5,
+            images: 10,
+            visibility_accuracy: None,
+        }),
+    };
+    let a = with(0.85, Some(0.0816));
+    let names: Vec<_> = a.headline().iter().map(|h| h.0).collect();
+    assert_eq!(names, ["category top-1", "category top-5", "landmark NE"]);
+    let t = comparison_table("int8", &a, "fp32", &with(0.8633, Some(0.0815)));
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 4, "{t}");
+    assert!(lines[1].starts_with("category top-1") && lines[1].ends_with("-1.33 pt"), "{t}");
+    assert!(lines[3].ends_with("+0.0001"), "{t}");
+    // A metric only one side has is left out.
+    let t = comparison_table("a", &a, "b", &with(0.5, None));
+    assert!(!t.contains("landmark NE"), "{t}");
+}
