@@ -21,7 +21,7 @@ fn tiny_training_beats_the_baselines() {
     let data = tmp.path().join("data");
     let opts = deepfashion::synth::SynthOptions {
         seed: 11,
-        images: 600,
+        images: 800,
         size: 96,
         overwrite: false,
     };
@@ -40,7 +40,7 @@ fn tiny_training_beats_the_baselines() {
         .arg("--out")
         .arg(&run)
         .args(["--device", "cpu", "--threads", "2", "--quiet"])
-        .args(["--steps", "300", "--seed", "1"])
+        .args(["--steps", "600", "--seed", "1"])
         .output()
         .expect("run trainer");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -81,8 +81,12 @@ fn tiny_training_beats_the_baselines() {
         get("model", "inshop_top20"),
         get("baseline", "inshop_top20"),
     );
-    assert!(cat >= 2.0 * cat0, "category top-1 {cat} vs majority {cat0}");
+    // Margins of this shortened run (64 px input, 800 images, 600 steps;
+    // measured 3.87x, 0.70x, 3.44x). The full-length targets of the trainer
+    // issue (3x, 0.6x, 3x) hold for the 2,000-image `tiny` run, see
+    // BENCHMARKS.md.
+    assert!(cat >= 2.5 * cat0, "category top-1 {cat} vs majority {cat0}");
     assert!(ne <= 0.8 * ne0, "landmark NE {ne} vs mean landmark {ne0}");
-    assert!(ret >= 1.5 * ret0, "In-shop top-20 {ret} vs random {ret0}");
+    assert!(ret >= 2.0 * ret0, "In-shop top-20 {ret} vs random {ret0}");
     assert!(run.join("curves.png").exists());
 }

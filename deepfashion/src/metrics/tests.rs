@@ -221,7 +221,10 @@ fn comparison_table_lines_up_shared_headline_figures() {
     let t = comparison_table("int8", &a, "fp32", &with(0.8633, Some(0.0815)));
     let lines: Vec<&str> = t.lines().collect();
     assert_eq!(lines.len(), 4, "{t}");
-    assert!(lines[1].starts_with("category top-1") && lines[1].ends_with("-1.33 pt"), "{t}");
+    assert!(
+        lines[1].starts_with("category top-1") && lines[1].ends_with("-1.33 pt"),
+        "{t}"
+    );
     assert!(lines[3].ends_with("+0.0001"), "{t}");
     // A metric only one side has is left out.
     let t = comparison_table("a", &a, "b", &with(0.5, None));
