@@ -8,6 +8,7 @@
 //! - [`model_info`]: the contract metadata of a model file, checked at load.
 //! - [`engine`]: the tract plan with its reused input and output buffers.
 //! - [`sources`]: frame sources (V4L2, MJPEG streams, images, demo).
+//! - [`demo_assets`]: the shipped demo model, table and clip (the default).
 //! - [`pipeline`]: one frame: ROI, preprocess, infer, decode, search.
 //! - [`table`]: the shop table as the runtime uses it.
 //! - [`tag`]: the frame loop with its fault handling.
@@ -19,6 +20,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod demo_assets;
 pub mod engine;
 pub mod model_info;
 pub mod outputs;

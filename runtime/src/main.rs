@@ -50,15 +50,16 @@ struct TagArgs {
     /// Device config (TOML); flags given here override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The exported FashionNet ONNX model.
+    /// The exported FashionNet ONNX model. Default: the shipped demo model
+    /// (it knows only synthetic garments) with its table.
     #[arg(long)]
     model: Option<PathBuf>,
     /// The shop table built for this model.
     #[arg(long)]
     table: Option<PathBuf>,
     /// Frame source: v4l:/dev/videoN (or /dev/v4l/by-id/...), mjpeg:- (stdin),
-    /// mjpeg:FILE, images:DIR_OR_FILE, or demo (a generated moving synthetic
-    /// scene: no demo clip ships yet).
+    /// mjpeg:FILE, images:DIR_OR_FILE, or demo (the shipped demo clip, looped
+    /// at 10 fps). Default: v4l:/dev/video0 when there is a camera, else demo.
     #[arg(long)]
     source: Option<SourceSpec>,
     /// JSON lines to FILE, or - for stdout (the default when no other output
@@ -149,6 +150,34 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// The built-in default: no model anywhere -> the shipped demo model and
+/// table; no source -> the first camera, or the demo clip without one.
+fn apply_demo_defaults(cfg: &mut DeviceConfig) {
+    use fashion_runtime::demo_assets;
+    if cfg.model.is_none() {
+        if let Some(model) = demo_assets::file(demo_assets::MODEL) {
+            tracing::info!(
+                "no --model: using the demo model {} (it knows only synthetic garments; see README.md to train on DeepFashion)",
+                model.display()
+            );
+            cfg.model = Some(model);
+            if cfg.table.is_none() {
+                cfg.table = demo_assets::file(demo_assets::TABLE);
+            }
+        }
+    }
+    if cfg.source.is_none() {
+        let camera = std::path::Path::new("/dev/video0");
+        let spec = if cfg!(feature = "v4l") && camera.exists() {
+            SourceSpec::V4l(camera.into())
+        } else {
+            SourceSpec::Demo
+        };
+        tracing::info!("no --source: using {spec}");
+        cfg.source = Some(spec);
+    }
+}
+
 /// The config file with the command-line flags applied on top.
 fn merged_config(a: &TagArgs) -> Result<DeviceConfig> {
     let mut cfg = match &a.config {
@@ -176,6 +205,7 @@ fn merged_config(a: &TagArgs) -> Result<DeviceConfig> {
     if let Some(t) = a.threads {
         cfg.engine.threads = t;
     }
+    apply_demo_defaults(&mut cfg);
     sink::apply_output_flags(&mut cfg, a.http.as_deref(), a.mqtt.as_deref())?;
     if cfg.jsonl.is_none() && cfg.annotated.is_none() && cfg.http.is_none() && cfg.mqtt.is_none() {
         cfg.jsonl = Some(PathBuf::from("-"));

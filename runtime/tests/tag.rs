@@ -369,6 +369,42 @@ fn binary_writes_json_lines_and_refuses_bad_input() {
 }
 
 #[test]
+fn default_tags_the_demo_clip_with_the_demo_model_and_table() {
+    // No --model, no --source: the shipped demo assets (no camera here, or
+    // the test would be reading it: skip when /dev/video0 exists).
+    if std::path::Path::new("/dev/video0").exists() {
+        eprintln!("SKIP: /dev/video0 exists, the default source would be the camera");
+        return;
+    }
+    let out = common::runtime_command()
+        .args(["tag", "--frames", "3", "--jsonl", "-"])
+        .env(
+            "FASHION_DEMO_DIR",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("demo model"), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        // The clip's frames are 160 x 160; the demo table holds In-shop
+        // items, so every frame has matches with item ids.
+        assert_eq!(l["width"], 160);
+        assert!(!l["categories"][0]["name"].as_str().unwrap().is_empty());
+        let m = l["matches"].as_array().expect("matches");
+        assert!(!m.is_empty(), "{l}");
+        assert!(m[0]["id"].as_str().unwrap().starts_with("id_"), "{l}");
+    }
+}
+
+#[test]
 fn sigterm_flushes_and_exits_zero() {
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();

@@ -72,9 +72,10 @@ impl CrossTarget {
         cmd.env(format!("CC_{under}"), &gcc);
         cmd.env(format!("AR_{under}"), format!("{}-ar", self.gcc_prefix));
         cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), &gcc);
+        let qemu = self.qemu_binary().unwrap_or_else(|| self.qemu.to_string());
         cmd.env(
             format!("CARGO_TARGET_{upper}_RUNNER"),
-            format!("{} -L {sysroot}", self.qemu),
+            format!("{qemu} -L {sysroot}"),
         );
         let clang_args = format!("--sysroot={sysroot} -I{sysroot}/include");
         cmd.env(format!("BINDGEN_EXTRA_CLANG_ARGS_{under}"), &clang_args);
@@ -85,12 +86,20 @@ impl CrossTarget {
         // Tests that start the runtime binary start it through qemu too.
         cmd.env(
             "FASHION_RUNTIME_TEST_RUNNER",
-            format!("{} -L {sysroot}", self.qemu),
+            format!("{qemu} -L {sysroot}"),
         );
         if self.triple.starts_with("armv7") {
             // Under 32-bit qemu tract cannot detect NEON itself.
             cmd.env("TRACT_CPU_ARM32_NEON", "true");
         }
+    }
+
+    /// The qemu-user binary on PATH: `qemu-aarch64` or, as Debian's
+    /// `qemu-user-static` names it, `qemu-aarch64-static`.
+    pub fn qemu_binary(&self) -> Option<String> {
+        [self.qemu.to_string(), format!("{}-static", self.qemu)]
+            .into_iter()
+            .find(|q| env::succeeds(Command::new(q).arg("--version")))
     }
 
     /// Whether the cross gcc is installed.
@@ -150,11 +159,19 @@ pub fn run(args: &Args) -> Result<()> {
 /// `cargo test -p fashion-runtime` as aarch64 binaries under qemu-aarch64.
 pub fn test_under_qemu() -> Result<()> {
     let t = CrossTarget::by_triple("aarch64-unknown-linux-gnu")?;
-    if !t.has_toolchain() || !env::succeeds(Command::new(t.qemu).arg("--version")) {
-        bail!("aarch64 cross gcc or qemu-aarch64 missing: run `cargo xtask setup`");
+    if !t.has_toolchain() || t.qemu_binary().is_none() {
+        bail!("aarch64 cross gcc or qemu-aarch64(-static) missing: run `cargo xtask setup`");
     }
     let mut cmd = env::cargo();
-    cmd.args(["test", "-p", "fashion-runtime", "--target", t.triple]);
+    cmd.args([
+        "test",
+        "-p",
+        "fashion-runtime",
+        "--target",
+        t.triple,
+        "--profile",
+        "qemu",
+    ]);
     t.apply_env(&mut cmd);
     env::run("runtime tests under qemu-aarch64", &mut cmd)
 }

@@ -30,8 +30,13 @@ enum Command {
     Setup(setup::Args),
     /// Run set-up, then fmt check, clippy -D warnings and every test.
     Test(test::Args),
-    /// Run the main job on the built-in default (the demo).
+    /// Run the main job on the built-in default: live tagging of the demo
+    /// clip (or the camera) with the shipped demo model, preview on
+    /// 127.0.0.1:8080.
     Demo(demo::Args),
+    /// Remake assets/demo/ (synthetic data, CPU training, export, int8,
+    /// gallery table, clip).
+    DemoAssets(demo::AssetsArgs),
     /// Release builds of fashion-runtime for aarch64 and armv7 (with V4L2).
     Cross(cross::Args),
     /// Build the CUDA check folder `gpu-check/` (trainer + run.sh).
@@ -62,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Setup(a) => setup::run(&a),
         Command::Test(a) => test::run(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::DemoAssets(a) => demo::assets(&a),
         Command::Cross(a) => cross::run(&a),
         Command::Bench {
             which: Bench::Runtime(a),

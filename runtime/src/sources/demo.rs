@@ -1,10 +1,95 @@
-//! The built-in demo source: a generated synthetic scene (no camera and no
-//! demo clip needed): a garment-like shape (torso, sleeves, hem) that sways
-//! and drifts over a textured background, with a colour that changes slowly.
-//! It exercises the whole pipeline; the tags it gets are whatever the model
-//! says about a cartoon shirt.
+//! The built-in demo sources. [`demo_clip`]: the shipped demo clip
+//! (`assets/demo/demo.mjpeg`, synthetic garments the demo model was trained
+//! on), looped endlessly at a camera-like pace. [`DemoSource`]: a generated
+//! scene (no file needed): a garment-like shape (torso, sleeves, hem) that
+//! sways and drifts over a textured background, with a colour that changes
+//! slowly; the tags it gets are whatever the model says about a cartoon
+//! shirt.
 
+use super::mjpeg::MjpegSource;
 use super::{now_ms, Frame, FrameSource, FrameStatus, SourceError};
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Frame rate the demo clip plays at.
+pub const CLIP_FPS: u32 = 10;
+
+/// Reads a byte buffer over and over (an endless MJPEG stream from a clip).
+struct Looping {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Looping {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.data.is_empty() {
+            return Ok(0);
+        }
+        if self.pos == self.data.len() {
+            self.pos = 0;
+        }
+        let n = out.len().min(self.data.len() - self.pos);
+        out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Hands out the frames of `inner` no faster than `fps` (a file would
+/// otherwise play as fast as inference goes).
+pub struct Paced {
+    inner: Box<dyn FrameSource>,
+    period: Duration,
+    next: Option<Instant>,
+}
+
+impl Paced {
+    /// Pace `inner` at `fps` frames per second.
+    pub fn new(inner: Box<dyn FrameSource>, fps: u32) -> Self {
+        Self {
+            inner,
+            period: Duration::from_secs_f64(1.0 / fps.max(1) as f64),
+            next: None,
+        }
+    }
+}
+
+impl FrameSource for Paced {
+    fn next_frame(&mut self, frame: &mut Frame) -> Result<FrameStatus, SourceError> {
+        let now = Instant::now();
+        if let Some(due) = self.next {
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        let status = self.inner.next_frame(frame)?;
+        // When inference is slower than the pace, do not try to catch up.
+        self.next = Some(Instant::now().max(self.next.unwrap_or(now)) + self.period);
+        Ok(status)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} at {:.0} fps",
+            self.inner.describe(),
+            1.0 / self.period.as_secs_f64()
+        )
+    }
+}
+
+/// The demo clip at `path`, looped endlessly, at [`CLIP_FPS`].
+pub fn demo_clip(path: &Path) -> Result<Box<dyn FrameSource>, SourceError> {
+    let data = std::fs::read(path).map_err(|source| SourceError::Io {
+        what: path.display().to_string(),
+        source,
+    })?;
+    let mjpeg = MjpegSource::new(
+        Box::new(Looping { data, pos: 0 }),
+        format!("demo clip {} (looped)", path.display()),
+    );
+    Ok(Box::new(Paced::new(Box::new(mjpeg), CLIP_FPS)))
+}
 
 /// Frames of the synthetic scene, endless (the caller limits `--frames`).
 pub struct DemoSource {
@@ -81,6 +166,32 @@ impl FrameSource for DemoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_loops_past_its_end_at_the_pace() {
+        let mut jpeg = Vec::new();
+        let img = image::RgbImage::from_pixel(32, 24, image::Rgb([10, 200, 30]));
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&img)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mjpeg");
+        std::fs::write(&path, [jpeg.clone(), jpeg].concat()).unwrap();
+        let mut src = demo_clip(&path).unwrap();
+        let mut frame = Frame::default();
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert!(matches!(
+                src.next_frame(&mut frame).unwrap(),
+                FrameStatus::Frame
+            ));
+            assert_eq!((frame.width, frame.height), (32, 24));
+        }
+        // Five frames at 10 fps: four periods of waiting.
+        assert!(start.elapsed() >= Duration::from_millis(390));
+        assert!(src.describe().contains("looped"));
+        assert!(demo_clip(&dir.path().join("missing.mjpeg")).is_err());
+    }
 
     #[test]
     fn frames_move() {

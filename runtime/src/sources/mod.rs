@@ -120,7 +120,8 @@ pub enum SourceSpec {
     MjpegFile(PathBuf),
     /// An image file or a folder of images.
     Images(PathBuf),
-    /// The built-in synthetic demo scene.
+    /// The shipped demo clip, looped (the generated demo scene when the
+    /// demo assets are not there).
     Demo,
 }
 
@@ -219,7 +220,10 @@ pub fn open(
             )))
         }
         SourceSpec::Images(p) => Ok(Box::new(images::ImageSource::open(p)?)),
-        SourceSpec::Demo => Ok(Box::new(demo::DemoSource::new(640, 480))),
+        SourceSpec::Demo => match crate::demo_assets::file(crate::demo_assets::CLIP) {
+            Some(clip) => demo::demo_clip(&clip),
+            None => Ok(Box::new(demo::DemoSource::new(640, 480))),
+        },
         #[cfg(feature = "v4l")]
         SourceSpec::V4l(path) => {
             let path = path.clone();

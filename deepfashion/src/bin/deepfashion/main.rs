@@ -1,5 +1,6 @@
 //! `deepfashion`: inspect, score and synthesize DeepFashion datasets.
 
+mod clip;
 mod dataset_args;
 mod inspect;
 mod score;
@@ -25,6 +26,8 @@ enum Command {
     Score(score::Args),
     /// Generate a synthetic DeepFashion dataset in the released layout.
     Synth(synth::Args),
+    /// Write an MJPEG clip of a split's images, cropped like the trainer crops.
+    Clip(clip::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Score(a) => score::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Clip(a) => clip::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
