@@ -87,7 +87,7 @@ fn default_artefacts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     }
     let export = |args: &[&str]| -> Result<()> {
         let mut c = env::cargo();
-        c.args(["run", "--release", "-q", "-p", "export", "--"])
+        c.args(["run", "--release", "-q", "-p", "export", "--bin", "export", "--"])
             .args(args);
         env::run("bench runtime: export", &mut c)
     };
