@@ -87,8 +87,17 @@ fn default_artefacts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     }
     let export = |args: &[&str]| -> Result<()> {
         let mut c = env::cargo();
-        c.args(["run", "--release", "-q", "-p", "export", "--bin", "export", "--"])
-            .args(args);
+        c.args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "export",
+            "--bin",
+            "export",
+            "--",
+        ])
+        .args(args);
         env::run("bench runtime: export", &mut c)
     };
     let d = |n: &str| dir.join(n).display().to_string();
