@@ -5,27 +5,9 @@ mod common;
 use common::TestModel;
 use fashion_runtime::engine::{Engine, EngineOptions};
 use fashion_runtime::model_info::{GraphForm, ModelInfo};
-use tract_onnx::prelude::*;
 
 fn reference(path: &std::path::Path, input: &[f32], s: usize) -> Vec<Vec<f32>> {
-    let model = tract_onnx::onnx()
-        .model_for_path(path)
-        .unwrap()
-        .into_typed()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let t = Tensor::from_shape(&[1, 3, s, s], input).unwrap();
-    let out = model.run(tvec![t.into()]).unwrap();
-    out.iter()
-        .map(|o| {
-            o.try_as_plain_ram()
-                .unwrap()
-                .as_slice::<f32>()
-                .unwrap()
-                .to_vec()
-        })
-        .collect()
+    common::plain_run(&common::plain_plan(path), input, s)
 }
 
 #[test]

@@ -15,7 +15,6 @@ use fashion_runtime::sources::{images::ImageSource, Frame, FrameSource, FrameSta
 use fashion_runtime::table::Table;
 use std::path::Path;
 use std::sync::Arc;
-use tract_onnx::prelude::*;
 
 fn export_model(dir: &Path, seed: u64) -> std::path::PathBuf {
     let cfg = ModelConfig::tiny();
@@ -62,13 +61,7 @@ fn exported_model_and_table_match_tract_and_table_search() {
         )
         .unwrap();
     }
-    let plain = tract_onnx::onnx()
-        .model_for_path(&model)
-        .unwrap()
-        .into_typed()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
+    let plain = common::plain_plan(&model);
     let s = info.config.input_size;
     let mut src = ImageSource::open(&imgs).unwrap();
     let mut frame = Frame::default();
@@ -88,21 +81,7 @@ fn exported_model_and_table_match_tract_and_table_search() {
             false,
             &mut input,
         );
-        let o = plain
-            .run(tvec![Tensor::from_shape(&[1, 3, s, s], &input)
-                .unwrap()
-                .into()])
-            .unwrap();
-        let want: Vec<Vec<f32>> = o
-            .iter()
-            .map(|t| {
-                t.try_as_plain_ram()
-                    .unwrap()
-                    .as_slice::<f32>()
-                    .unwrap()
-                    .to_vec()
-            })
-            .collect();
+        let want = common::plain_run(&plain, &input, s);
         for (i, lm) in out.landmarks.iter().enumerate() {
             let (x, y) = crop.to_pixels(want[0][2 * i], want[0][2 * i + 1]);
             assert!(

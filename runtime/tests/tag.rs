@@ -15,7 +15,6 @@ use fashion_runtime::sources::{self, reopen, Frame, FrameSource, SourceSpec};
 use fashion_runtime::tag::{self, FrameSink, TagOptions};
 use std::path::Path;
 use std::time::Duration;
-use tract_onnx::prelude::*;
 
 /// Collects results and the frames they came from.
 #[derive(Default)]
@@ -99,13 +98,7 @@ fn mjpeg_stream() -> Vec<u8> {
 
 /// Reference: plain tract on the same crop as the pipeline.
 fn reference(model: &Path, frame: &Frame) -> Vec<Vec<f32>> {
-    let plan = tract_onnx::onnx()
-        .model_for_path(model)
-        .unwrap()
-        .into_typed()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
+    let plan = common::plain_plan(model);
     let s = 64;
     let crop = roi_for(&RoiConfig::default(), frame.width, frame.height);
     let mut input = vec![0.0f32; 3 * s * s];
@@ -118,17 +111,7 @@ fn reference(model: &Path, frame: &Frame) -> Vec<Vec<f32>> {
         false,
         &mut input,
     );
-    let t = Tensor::from_shape(&[1, 3, s, s], &input).unwrap();
-    let out = plan.run(tvec![t.into()]).unwrap();
-    out.iter()
-        .map(|o| {
-            o.try_as_plain_ram()
-                .unwrap()
-                .as_slice::<f32>()
-                .unwrap()
-                .to_vec()
-        })
-        .collect()
+    common::plain_run(&plan, &input, s)
 }
 
 #[test]

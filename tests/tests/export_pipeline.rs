@@ -12,13 +12,7 @@ use export::{checkpoint, evaluate, gallery, images, onnx};
 fn synthetic_export_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("synth");
-    let opts = deepfashion::synth::SynthOptions {
-        seed: 5,
-        images: 40,
-        size: 96,
-        overwrite: false,
-    };
-    deepfashion::synth::generate(&root, &opts, None).unwrap();
+    e2e_tests::synth(&root, 5, 40, 96);
     let ca = images::load_dataset(&root, "category-attribute").unwrap();
 
     let mut cfg = ModelConfig::tiny();

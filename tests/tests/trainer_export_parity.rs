@@ -22,38 +22,23 @@ type Pair<'a> = (Option<&'a [f32]>, Option<&'a [f32]>, f32);
 
 #[test]
 fn trainer_and_exported_graph_agree() {
-    let bin = e2e_tests::workspace_bin("trainer");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p trainer` (same target dir) or `cargo test --workspace`",
-        bin.display()
-    );
+    let bin = e2e_tests::trainer_bin();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let opts = deepfashion::synth::SynthOptions {
-        seed: 3,
-        images: 200,
-        size: 96,
-        overwrite: false,
-    };
-    deepfashion::synth::generate(&data, &opts, None).expect("synthetic data");
+    e2e_tests::synth(&data, 3, 200, 96);
 
     // A short real training run, so that batch-norm statistics and every
     // head hold trained (not initial) values.
     let run = tmp.path().join("run");
-    let out = Command::new(&bin)
-        .args(["train", "--data"])
-        .arg(&data)
-        .args(["--config", "tiny", "--out"])
-        .arg(&run)
-        .args(["--device", "cpu", "--threads", "2", "--quiet"])
-        .args(["--steps", "30", "--seed", "2"])
-        .output()
-        .expect("run trainer");
-    assert!(
-        out.status.success(),
-        "trainer train failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    e2e_tests::run_ok(
+        Command::new(&bin)
+            .args(["train", "--data"])
+            .arg(&data)
+            .args(["--config", "tiny", "--out"])
+            .arg(&run)
+            .args(["--device", "cpu", "--threads", "2", "--quiet"])
+            .args(["--steps", "30", "--seed", "2"]),
+        "trainer train",
     );
     let ck_path = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
@@ -62,30 +47,28 @@ fn trainer_and_exported_graph_agree() {
         .max()
         .expect("a checkpoint");
 
+    // Exported once, run on both benchmarks.
+    let ck = checkpoint::load(&ck_path).unwrap();
+    let model_path = tmp.path().join("model.onnx");
+    onnx::write_model(&model_path, &onnx::from_checkpoint(&ck)).unwrap();
+    let model = TractModel::load(&model_path, 1).unwrap();
+
     let mut diffs = Vec::new();
     for (benchmark, split) in [("category-attribute", "test"), ("inshop", "query")] {
         let preds_path = tmp.path().join(format!("{benchmark}.jsonl"));
-        let out = Command::new(&bin)
-            .args(["predict", "--checkpoint"])
-            .arg(&ck_path)
-            .arg("--data")
-            .arg(&data)
-            .args(["--benchmark", benchmark, "--split", split])
-            .args(["--device", "cpu", "--threads", "2", "--out"])
-            .arg(&preds_path)
-            .output()
-            .expect("run trainer predict");
-        assert!(
-            out.status.success(),
-            "trainer predict failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        e2e_tests::run_ok(
+            Command::new(&bin)
+                .args(["predict", "--checkpoint"])
+                .arg(&ck_path)
+                .arg("--data")
+                .arg(&data)
+                .args(["--benchmark", benchmark, "--split", split])
+                .args(["--device", "cpu", "--threads", "2", "--out"])
+                .arg(&preds_path),
+            "trainer predict",
         );
         let tch = read_predictions(&preds_path).unwrap();
 
-        let ck = checkpoint::load(&ck_path).unwrap();
-        let model_path = tmp.path().join("model.onnx");
-        onnx::write_model(&model_path, &onnx::from_checkpoint(&ck)).unwrap();
-        let model = TractModel::load(&model_path, 1).unwrap();
         let ds = images::load_dataset(&data, benchmark).unwrap();
         let imgs = evaluate::eval_images(&ds, split);
         let tract = evaluate::predict_images(&model, &imgs, false, "parity").unwrap();

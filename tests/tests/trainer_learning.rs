@@ -11,45 +11,29 @@ use std::process::Command;
 
 #[test]
 fn tiny_training_beats_the_baselines() {
-    let bin = e2e_tests::workspace_bin("trainer");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p trainer` (same target dir) or `cargo test --workspace`",
-        bin.display()
-    );
+    let bin = e2e_tests::trainer_bin();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let opts = deepfashion::synth::SynthOptions {
-        seed: 11,
-        images: 800,
-        size: 96,
-        overwrite: false,
-    };
-    deepfashion::synth::generate(&data, &opts, None).expect("synthetic data");
+    e2e_tests::synth(&data, 11, 800, 96);
     let mut cfg = deepfashion::contract::ModelConfig::tiny();
     cfg.name = "tiny-64".into();
     cfg.input_size = 64;
     let model = tmp.path().join("model.json");
     std::fs::write(&model, cfg.to_json()).unwrap();
     let run = tmp.path().join("run");
-    let out = Command::new(&bin)
-        .args(["train", "--data"])
-        .arg(&data)
-        .arg("--config")
-        .arg(&model)
-        .arg("--out")
-        .arg(&run)
-        .args(["--device", "cpu", "--threads", "2", "--quiet"])
-        .args(["--steps", "600", "--seed", "1"])
-        .output()
-        .expect("run trainer");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "trainer failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = e2e_tests::run_ok(
+        Command::new(&bin)
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--config")
+            .arg(&model)
+            .arg("--out")
+            .arg(&run)
+            .args(["--device", "cpu", "--threads", "2", "--quiet"])
+            .args(["--steps", "600", "--seed", "1"]),
+        "trainer train",
     );
-    println!("{stdout}");
+    println!("{}", String::from_utf8_lossy(&out.stdout));
 
     // The loss terms fall (unweighted, so stage changes do not matter):
     // mean of the first vs the last quarter of the C&A rows.

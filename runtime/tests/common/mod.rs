@@ -340,3 +340,37 @@ pub fn runtime_command() -> std::process::Command {
         _ => std::process::Command::new(bin),
     }
 }
+
+/// Plain tract (typed, not optimized) on the model at `path`: the reference
+/// the runtime's optimized engine is compared with.
+pub fn plain_plan(path: &Path) -> std::sync::Arc<tract_onnx::prelude::TypedRunnableModel> {
+    use tract_onnx::prelude::*;
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .into_typed()
+        .unwrap()
+        .into_runnable()
+        .unwrap()
+}
+
+/// Run `plan` on one `[1, 3, s, s]` input and return every output's values.
+pub fn plain_run(
+    plan: &std::sync::Arc<tract_onnx::prelude::TypedRunnableModel>,
+    input: &[f32],
+    s: usize,
+) -> Vec<Vec<f32>> {
+    use tract_onnx::prelude::*;
+    let t = Tensor::from_shape(&[1, 3, s, s], input).unwrap();
+    plan.run(tvec![t.into()])
+        .unwrap()
+        .iter()
+        .map(|o| {
+            o.try_as_plain_ram()
+                .unwrap()
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        })
+        .collect()
+}
