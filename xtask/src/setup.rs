@@ -84,12 +84,18 @@ fn venv() -> Result<()> {
                 .arg(env::venv()),
         )?;
     }
+    if !torch_ok {
+        check_free_space(&env::root(), VENV_NEEDS_GIB)?;
+    }
     let mut pip = Command::new(&py);
+    // No wheel cache: it would keep a second copy of torch's ~4 GB of wheels
+    // on disk, which is what ran a CI machine out of space.
     pip.args([
         "-m",
         "pip",
         "install",
         "--quiet",
+        "--no-cache-dir",
         "--disable-pip-version-check",
     ]);
     if !torch_ok {
@@ -97,6 +103,46 @@ fn venv() -> Result<()> {
     }
     pip.args(PIP_EXTRAS);
     env::run("venv: pip install (torch is about 4.7 GB)", &mut pip)
+}
+
+/// Free space the torch install needs: the installed venv is about 5.3 GB and
+/// pip unpacks the wheels beside it.
+const VENV_NEEDS_GIB: u64 = 7;
+
+/// Fail early, naming the folder and both sizes, when the disk holding `dir`
+/// has less than `gib` GiB free (pip would otherwise die half-way with ENOSPC).
+fn check_free_space(dir: &std::path::Path, gib: u64) -> Result<()> {
+    let out = Command::new("df")
+        .args(["-Pk"])
+        .arg(dir)
+        .output()
+        .context("running df")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // POSIX format: header, then `fs blocks used available capacity mount`.
+    let avail_kib: Option<u64> = text
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok());
+    match avail_kib {
+        Some(kib) if kib < gib * 1024 * 1024 => anyhow::bail!(
+            "only {:.1} GiB free on the disk holding {}; installing torch {TORCH_VERSION} into .venv needs about {gib} GiB (free space, e.g. old target directories, and rerun)",
+            kib as f64 / (1024.0 * 1024.0),
+            dir.display()
+        ),
+        Some(kib) => {
+            eprintln!(
+                "xtask: [venv] {:.1} GiB free on the disk holding {}",
+                kib as f64 / (1024.0 * 1024.0),
+                dir.display()
+            );
+            Ok(())
+        }
+        None => {
+            eprintln!("xtask: [venv] could not read free space from df, going on");
+            Ok(())
+        }
+    }
 }
 
 fn rust_targets() -> Result<()> {
