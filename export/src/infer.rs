@@ -127,6 +127,49 @@ impl TractModel {
         })
     }
 
+    /// Time every node of the optimized plan over `runs` runs on `input`,
+    /// summed per node, slowest first: which ops (and which matmul kernels)
+    /// a frame's time goes to.
+    pub fn profile(&self, input: &[f32], runs: usize) -> Result<Vec<NodeTime>> {
+        let s = self.info.config.input_size;
+        let t = tract_ndarray::Array4::from_shape_vec((self.batch, 3, s, s), input.to_vec())
+            .map_err(|e| ExportError::Tract(format!("input: {e}")))?;
+        let t: Tensor = t.into();
+        let mut totals = vec![std::time::Duration::ZERO; self.plan.model().nodes().len()];
+        let mut state = tract_onnx::tract_core::plan::SimpleState::new(&self.plan)
+            .map_err(|e| ExportError::Tract(format!("state: {e:#}")))?;
+        for _ in 0..runs.max(1) {
+            state
+                .run_plan_with_eval(tvec!(t.clone().into()), |ctx, st, node, inputs| {
+                    let start = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+                    totals[node.id] += start.elapsed();
+                    r
+                })
+                .map_err(|e| ExportError::Tract(format!("run: {e:#}")))?;
+        }
+        let n = runs.max(1) as f64;
+        let mut rows: Vec<NodeTime> = self
+            .plan
+            .model()
+            .nodes()
+            .iter()
+            .map(|node| NodeTime {
+                name: node.name.clone(),
+                op: node.op.name().to_string(),
+                info: node.op.info().unwrap_or_default().join("; "),
+                output: node
+                    .outputs
+                    .first()
+                    .map(|o| format!("{:?}", o.fact))
+                    .unwrap_or_default(),
+                millis: totals[node.id].as_secs_f64() * 1e3 / n,
+            })
+            .collect();
+        rows.sort_by(|a, b| b.millis.total_cmp(&a.millis));
+        Ok(rows)
+    }
+
     /// Names of the ops of the optimized plan with their counts (to see
     /// which kernels tract selected, e.g. quantized matmuls).
     pub fn op_census(&self) -> Vec<(String, usize)> {
@@ -154,6 +197,21 @@ impl TractModel {
             })
             .collect()
     }
+}
+
+/// Mean time of one node of the optimized plan per run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeTime {
+    /// Node name (derived from the ONNX node it came from).
+    pub name: String,
+    /// Tract op name (`OptMatMul`, `Im2col`, ...).
+    pub op: String,
+    /// Tract's description of the op (for matmuls: the kernel it selected).
+    pub info: String,
+    /// The first output's type and shape.
+    pub output: String,
+    /// Milliseconds per run.
+    pub millis: f64,
 }
 
 /// The five outputs for a batch, flattened.

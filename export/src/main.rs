@@ -129,6 +129,25 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Time each node of the model's optimized tract plan (which ops a frame
+    /// spends its time in, and which matmul kernels tract picked).
+    Profile {
+        /// The exported model (fp32 or int8).
+        #[arg(long)]
+        model: PathBuf,
+        /// Runs to average over (after one warm-up run).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Rows to print (slowest first; 0 = all).
+        #[arg(long, default_value_t = 25)]
+        top: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a shop table's header.
     TableInfo {
         /// The table.
@@ -472,6 +491,52 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("fingerprint   {}", m.info.fingerprint);
             println!("dim           {}", m.info.config.embedding_dim);
+        }
+        Cmd::Profile {
+            model,
+            runs,
+            batch,
+            top,
+            json,
+        } => {
+            let m = TractModel::load(&model, batch)?;
+            let s = m.info.config.input_size;
+            let input = evaluate::random_inputs(s, batch, 7).concat();
+            m.run(&input)?; // warm-up: allocations, packing caches
+            let rows = m.profile(&input, runs)?;
+            let total: f64 = rows.iter().map(|r| r.millis).sum();
+            let shown = if top == 0 {
+                rows.len()
+            } else {
+                top.min(rows.len())
+            };
+            if json {
+                for r in &rows[..shown] {
+                    println!("{}", serde_json::to_string(r)?);
+                }
+            } else {
+                println!(
+                    "{}: {} nodes, {:.2} ms per run of batch {batch} (mean of {runs})",
+                    model.display(),
+                    rows.len(),
+                    total
+                );
+                println!(
+                    "{:>9} {:>6}  {:<18} {:<40} info",
+                    "ms", "share", "op", "node"
+                );
+                for r in &rows[..shown] {
+                    println!(
+                        "{:>9.3} {:>5.1}%  {:<18} {:<40} {} -> {}",
+                        r.millis,
+                        100.0 * r.millis / total.max(1e-12),
+                        r.op,
+                        r.name,
+                        r.info,
+                        r.output
+                    );
+                }
+            }
         }
         Cmd::TableInfo { table, json, model } => {
             let t = export::shop_table::ShopTable::open(&table)?;

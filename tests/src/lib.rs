@@ -15,10 +15,16 @@ pub fn workspace_bin(name: &str) -> PathBuf {
 /// The `trainer` binary of this target directory; fails the test with how
 /// to build it when it is missing.
 pub fn trainer_bin() -> PathBuf {
-    let bin = workspace_bin("trainer");
+    bin("trainer", "trainer")
+}
+
+/// Binary `name` of workspace package `package` in this target directory;
+/// fails the test with how to build it when it is missing.
+pub fn bin(name: &str, package: &str) -> PathBuf {
+    let bin = workspace_bin(name);
     assert!(
         bin.exists(),
-        "{} not built: run `cargo build -p trainer` (same target dir) or `cargo test --workspace`",
+        "{} not built: run `cargo build -p {package}` (same target dir) or `cargo test --workspace`",
         bin.display()
     );
     bin
