@@ -9,6 +9,7 @@ mod benchmarks_md;
 mod cross;
 mod demo;
 mod env;
+mod fuzz;
 mod gpu_check;
 mod setup;
 mod test;
@@ -41,6 +42,8 @@ enum Command {
     Cross(cross::Args),
     /// Build the CUDA check folder `gpu-check/` (trainer + run.sh).
     GpuCheck(gpu_check::Args),
+    /// Build the libFuzzer targets of fuzz/ and run each for N seconds.
+    Fuzz(fuzz::Args),
     /// Benchmarks (results go into BENCHMARKS.md).
     Bench {
         /// Which benchmark.
@@ -79,6 +82,7 @@ fn main() -> std::process::ExitCode {
             which: Bench::Export(a),
         } => bench_export::run(&a),
         Command::GpuCheck(a) => gpu_check::run(&a),
+        Command::Fuzz(a) => fuzz::run(&a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

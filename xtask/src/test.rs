@@ -1,7 +1,7 @@
 //! `cargo xtask test`: set-up, then format check, clippy with `-D warnings`
 //! and every test of every crate (the libtorch ones included).
 
-use crate::{cross, env, setup};
+use crate::{cross, env, fuzz, setup};
 use anyhow::Result;
 
 /// Arguments of `cargo xtask test`.
@@ -16,6 +16,9 @@ pub struct Args {
     /// Skip the runtime's tests as aarch64 binaries under qemu-aarch64.
     #[arg(long)]
     pub no_qemu: bool,
+    /// Seconds each fuzz target runs after the tests (0: no fuzzing).
+    #[arg(long, default_value_t = 10)]
+    pub fuzz_seconds: u64,
 }
 
 /// Run every check.
@@ -63,6 +66,13 @@ pub fn run(args: &Args) -> Result<()> {
         cross::test_under_qemu()?;
     } else if !args.no_qemu {
         eprintln!("xtask: fashion-runtime is not a workspace member yet: no qemu tests");
+    }
+    if args.fuzz_seconds > 0 {
+        fuzz::run(&fuzz::Args {
+            seconds: args.fuzz_seconds,
+            targets: Vec::new(),
+            record: false,
+        })?;
     }
     eprintln!("xtask: all checks passed");
     Ok(())
