@@ -206,15 +206,7 @@ fn render(
 ) -> Result<String> {
     use std::fmt::Write;
     let mut s = String::new();
-    let host = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|x| x.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let host = env::cpu_model();
     let form = rows
         .first()
         .map(|r| r.1["form"].as_str().unwrap_or("?").to_string())

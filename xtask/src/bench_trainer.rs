@@ -93,19 +93,8 @@ pub fn run(args: &Args) -> Result<()> {
         let ms = |v: &serde_json::Value| v["ms_per_step"].as_f64().unwrap_or(f64::NAN);
         rows.push((cfg.clone(), ms(&tch), ms(&py)));
     }
-    let machine = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let date = std::process::Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let machine = env::cpu_model();
+    let date = env::utc_now("+%Y-%m-%d %H:%M UTC");
     let mut table = format!(
         "\n### {date}\n\nCommand: `cargo xtask bench trainer --batch {} --steps {} --threads {}`  \nMachine: {machine}, {} threads, CPU, torch 2.11.0 (venv) for both\n\n| config | tch ms/step | PyTorch ms/step | tch / PyTorch |\n|---|---|---|---|\n",
         args.batch, args.steps, args.threads, args.threads

@@ -85,3 +85,27 @@ pub fn workspace_has(package: &str) -> Result<bool> {
         .as_array()
         .is_some_and(|ps| ps.iter().any(|p| p["name"] == package)))
 }
+
+/// The CPU model (`/proc/cpuinfo`), for the machine line of a benchmark;
+/// the architecture when it cannot be read.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|x| x.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The current UTC time in `date` format `fmt` (e.g. `+%Y-%m-%d`), for the
+/// date line of a benchmark; empty when `date` cannot run.
+pub fn utc_now(fmt: &str) -> String {
+    Command::new("date")
+        .args(["-u", fmt])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}

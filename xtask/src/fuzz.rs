@@ -10,12 +10,18 @@ use std::process::Command;
 
 use crate::{benchmarks_md, env};
 
-/// The targets in `fuzz/Cargo.toml`.
-pub const TARGETS: &[&str] = &[
-    "annotation_lines",
-    "shop_table",
-    "mjpeg_split",
-    "device_config",
+/// The targets in `fuzz/Cargo.toml`, with what each feeds its code.
+pub const TARGETS: &[(&str, &str)] = &[
+    (
+        "annotation_lines",
+        "every DeepFashion annotation line parser",
+    ),
+    (
+        "shop_table",
+        "damaged shop tables (checksum repaired for half)",
+    ),
+    ("mjpeg_split", "MJPEG streams in random read sizes"),
+    ("device_config", "device config TOML"),
 ];
 
 /// Options of `cargo xtask fuzz`.
@@ -53,27 +59,31 @@ fn host_triple() -> Result<String> {
 
 /// One target's run.
 struct Outcome {
-    target: String,
+    target: &'static str,
+    what: &'static str,
     runs: u64,
-    seconds: u64,
     corpus: usize,
 }
 
 /// Build and run the targets.
 pub fn run(a: &Args) -> Result<()> {
     let fuzz = env::root().join("fuzz");
-    let targets: Vec<String> = if a.targets.is_empty() {
-        TARGETS.iter().map(|s| s.to_string()).collect()
+    let targets: Vec<(&'static str, &'static str)> = if a.targets.is_empty() {
+        TARGETS.to_vec()
     } else {
-        for t in &a.targets {
-            if !TARGETS.contains(&t.as_str()) {
-                bail!(
-                    "unknown fuzz target `{t}` (targets: {})",
-                    TARGETS.join(", ")
-                );
-            }
-        }
-        a.targets.clone()
+        a.targets
+            .iter()
+            .map(|t| {
+                TARGETS
+                    .iter()
+                    .copied()
+                    .find(|(name, _)| name == t)
+                    .with_context(|| {
+                        let names: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
+                        format!("unknown fuzz target `{t}` (targets: {})", names.join(", "))
+                    })
+            })
+            .collect::<Result<_>>()?
     };
     // An explicit --target (as cargo fuzz passes) keeps RUSTFLAGS off build
     // scripts and proc macros, which must not be instrumented.
@@ -96,7 +106,7 @@ pub fn run(a: &Args) -> Result<()> {
             .env("RUSTFLAGS", RUSTFLAGS),
     )?;
     let mut outcomes = Vec::new();
-    for t in &targets {
+    for &(t, what) in &targets {
         let corpus = fuzz.join("corpus").join(t);
         let artifacts = fuzz.join("artifacts").join(t);
         std::fs::create_dir_all(&corpus)
@@ -133,32 +143,21 @@ pub fn run(a: &Args) -> Result<()> {
         let corpus_len = std::fs::read_dir(&corpus).map(|d| d.count()).unwrap_or(0);
         eprintln!("xtask: [fuzz {t}] {runs} runs, no crash, corpus {corpus_len} inputs");
         outcomes.push(Outcome {
-            target: t.clone(),
+            target: t,
+            what,
             runs,
-            seconds: a.seconds,
             corpus: corpus_len,
         });
     }
-    let date = Command::new("date")
-        .args(["-u", "+%Y-%m-%d"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = env::utc_now("+%Y-%m-%d");
     let mut body = format!(
         "## fuzz: how long each target ran without a crash\n\n`cargo xtask fuzz --seconds {}` on this host, {date} (libFuzzer, coverage-guided, no sanitizer; debug assertions and overflow checks on).\n\n| target | what it feeds | seconds | executions | corpus after | crashes |\n|---|---|---|---|---|---|\n",
         a.seconds
     );
     for o in &outcomes {
-        let what = match o.target.as_str() {
-            "annotation_lines" => "every DeepFashion annotation line parser",
-            "shop_table" => "damaged shop tables (checksum repaired for half)",
-            "mjpeg_split" => "MJPEG streams in random read sizes",
-            "device_config" => "device config TOML",
-            _ => "",
-        };
         body.push_str(&format!(
-            "| {} | {what} | {} | {} | {} | 0 |\n",
-            o.target, o.seconds, o.runs, o.corpus
+            "| {} | {} | {} | {} | {} | 0 |\n",
+            o.target, o.what, a.seconds, o.runs, o.corpus
         ));
     }
     println!("{body}");
