@@ -95,6 +95,55 @@ pub mod tensor_names {
     pub const OUTPUTS: [&str; 5] = [LANDMARKS, VISIBILITY, CATEGORY, ATTRIBUTES, EMBEDDING];
 }
 
+/// Where a training run keeps its checkpoints: `RUN/checkpoints/
+/// step-NNNNNNNN.safetensors`. The trainer writes and resumes from this
+/// layout; the exporter's users and the tests find the newest checkpoint
+/// with [`run_layout::newest_checkpoint`] (no libtorch needed).
+pub mod run_layout {
+    use std::path::{Path, PathBuf};
+
+    /// The checkpoint folder of a run.
+    pub fn checkpoint_dir(run: &Path) -> PathBuf {
+        run.join("checkpoints")
+    }
+
+    /// File name of the checkpoint at `step`.
+    pub fn checkpoint_name(step: u64) -> String {
+        format!("step-{step:08}.safetensors")
+    }
+
+    /// The step of a checkpoint file name, `None` for anything else
+    /// (temporary files, other files).
+    pub fn checkpoint_step(name: &str) -> Option<u64> {
+        name.strip_prefix("step-")
+            .and_then(|s| s.strip_suffix(".safetensors"))
+            .and_then(|s| s.parse().ok())
+    }
+
+    /// The newest checkpoint (highest step) of a run folder, if any.
+    pub fn newest_checkpoint(run: &Path) -> std::io::Result<Option<PathBuf>> {
+        let dir = checkpoint_dir(run);
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let mut best: Option<(u64, PathBuf)> = None;
+        for e in std::fs::read_dir(&dir)? {
+            let p = e?.path();
+            let Some(step) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(checkpoint_step)
+            else {
+                continue;
+            };
+            if best.as_ref().is_none_or(|(b, _)| step > *b) {
+                best = Some((step, p));
+            }
+        }
+        Ok(best.map(|b| b.1))
+    }
+}
+
 /// Keys of the metadata stored in checkpoints (safetensors `__metadata__`)
 /// and in the exported ONNX `metadata_props`.
 pub mod metadata_keys {

@@ -59,6 +59,16 @@ impl CropBox {
         (self.x0 + u * self.side, self.y0 + v * self.side)
     }
 
+    /// The crop snapped to whole pixels (origin and side rounded, side at
+    /// least 1): what a pixel copy of the crop, like a clip frame, covers.
+    pub fn rounded(&self) -> Self {
+        Self {
+            x0: self.x0.round(),
+            y0: self.y0.round(),
+            side: self.side.round().max(1.0),
+        }
+    }
+
     /// The same crop mirrored horizontally in a frame of width `width`.
     pub fn flipped(&self, width: u32) -> Self {
         Self {

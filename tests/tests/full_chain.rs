@@ -52,6 +52,34 @@ fn num(v: &serde_json::Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("no number at {path:?} in {v}"))
 }
 
+/// A metric of a later stage (`what`, got, reference): the check helpers
+/// below fail with all three in the message.
+type Compared = (String, f64, f64);
+
+/// `got` within `tol` of `reference` either way.
+fn close((what, got, reference): Compared, tol: f64) {
+    assert!(
+        (got - reference).abs() <= tol + 1e-9,
+        "{what}: {got} vs {reference} (tolerance {tol})"
+    );
+}
+
+/// `got` (higher is better) at most `tol` below `reference`.
+fn no_lower((what, got, reference): Compared, tol: f64) {
+    assert!(
+        got >= reference - tol - 1e-9,
+        "{what}: {got} vs {reference} (may be at most {tol} lower)"
+    );
+}
+
+/// `got` (lower is better) at most `tol` above `reference`.
+fn no_higher((what, got, reference): Compared, tol: f64) {
+    assert!(
+        got <= reference + tol + 1e-9,
+        "{what}: {got} vs {reference} (may be at most {tol} higher)"
+    );
+}
+
 /// Run `deepfashion clip` for a split and `fashion-runtime tag` on it; the
 /// JSON objects of the frames, in frame order.
 fn tag_clip(
@@ -126,11 +154,8 @@ fn each_stage_keeps_what_the_previous_one_measured() {
             .args(["--steps", "600", "--seed", "1", "--quiet"]),
         "trainer train",
     );
-    let ck = std::fs::read_dir(run.join("checkpoints"))
+    let ck = deepfashion::contract::run_layout::newest_checkpoint(&run)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .max()
         .expect("a checkpoint");
 
     // Stage 1: tch.
@@ -213,23 +238,21 @@ fn each_stage_keeps_what_the_previous_one_measured() {
     let top1 = ["category", "top1"];
     let ne = ["landmarks", "ne"];
     let top20 = ["retrieval", "top20"];
-    assert!(
-        (num(&fp32_ca, &top1) - num(&tch_ca, &top1)).abs() <= 1.0 / images + 1e-9,
-        "category top-1: tch {} vs tract fp32 {}",
-        num(&tch_ca, &top1),
-        num(&fp32_ca, &top1)
+    let pair = |what: &str, a: &serde_json::Value, b: &serde_json::Value, path: &[&str]| {
+        (
+            format!("{what} {}", path.join(".")),
+            num(a, path),
+            num(b, path),
+        )
+    };
+    close(
+        pair("tract fp32 vs tch", &fp32_ca, &tch_ca, &top1),
+        1.0 / images,
     );
-    assert!(
-        (num(&fp32_ca, &ne) - num(&tch_ca, &ne)).abs() <= 1e-3,
-        "landmark NE: tch {} vs tract fp32 {}",
-        num(&tch_ca, &ne),
-        num(&fp32_ca, &ne)
-    );
-    assert!(
-        (num(&fp32_shop, &top20) - num(&tch_shop, &top20)).abs() <= 1.0 / queries + 1e-9,
-        "In-shop top-20: tch {} vs tract fp32 {}",
-        num(&tch_shop, &top20),
-        num(&fp32_shop, &top20)
+    close(pair("tract fp32 vs tch", &fp32_ca, &tch_ca, &ne), 1e-3);
+    close(
+        pair("tract fp32 vs tch", &fp32_shop, &tch_shop, &top20),
+        1.0 / queries,
     );
     // The model learned something worth keeping (majority class of the
     // synthetic set is ~15%, random top-20 ~12%; see trainer_learning.rs).
@@ -245,24 +268,9 @@ fn each_stage_keeps_what_the_previous_one_measured() {
     );
 
     // int8 keeps fp32's metrics (export issue tolerances).
-    assert!(
-        num(&int8_ca, &top1) >= num(&fp32_ca, &top1) - 0.010 - 1e-9,
-        "int8 category top-1 {} vs fp32 {}",
-        num(&int8_ca, &top1),
-        num(&fp32_ca, &top1)
-    );
-    assert!(
-        num(&int8_shop, &top20) >= num(&fp32_shop, &top20) - 0.010 - 1e-9,
-        "int8 In-shop top-20 {} vs fp32 {}",
-        num(&int8_shop, &top20),
-        num(&fp32_shop, &top20)
-    );
-    assert!(
-        num(&int8_ca, &ne) <= num(&fp32_ca, &ne) + 0.005,
-        "int8 landmark NE {} vs fp32 {}",
-        num(&int8_ca, &ne),
-        num(&fp32_ca, &ne)
-    );
+    no_lower(pair("int8 vs fp32", &int8_ca, &fp32_ca, &top1), 0.010);
+    no_lower(pair("int8 vs fp32", &int8_shop, &fp32_shop, &top20), 0.010);
+    no_higher(pair("int8 vs fp32", &int8_ca, &fp32_ca, &ne), 0.005);
 
     // Stage 4: the shop table and the runtime on clips of the test crops.
     let table = dir.join("shop.table");
@@ -290,10 +298,9 @@ fn each_stage_keeps_what_the_previous_one_measured() {
     let mut preds = String::new();
     for (rec, f) in test.iter().zip(&frames) {
         let bbox = rec.bbox.expect("synthetic C&A images have boxes");
-        let crop = CropBox::around_bbox(bbox, deepfashion::contract::DEFAULT_CROP_MARGIN);
-        // `deepfashion clip` crops the rounded box, then resizes to FRAME.
-        let (x0, y0, side) = (crop.x0.round(), crop.y0.round(), crop.side.round().max(1.0));
-        let scale = side / FRAME as f32;
+        // `deepfashion clip` copies the rounded crop, then resizes to FRAME.
+        let crop = CropBox::around_bbox(bbox, deepfashion::contract::DEFAULT_CROP_MARGIN).rounded();
+        let unit = |l: &serde_json::Value, k: &str| l[k].as_f64().unwrap() as f32 / FRAME as f32;
         let mut p = Prediction::new(rec.image.clone());
         let mut cat = vec![0f32; nc];
         for t in f["categories"].as_array().unwrap() {
@@ -309,10 +316,8 @@ fn each_stage_keeps_what_the_previous_one_measured() {
         p.landmarks = Some(
             lms.iter()
                 .map(|l| {
-                    [
-                        x0 + l["x"].as_f64().unwrap() as f32 * scale,
-                        y0 + l["y"].as_f64().unwrap() as f32 * scale,
-                    ]
+                    let (x, y) = crop.to_pixels(unit(l, "x"), unit(l, "y"));
+                    [x, y]
                 })
                 .collect(),
         );
@@ -388,27 +393,17 @@ fn each_stage_keeps_what_the_previous_one_measured() {
     );
 
     let top5 = ["attributes", "top5"];
-    assert!(
-        num(&rt_ca, &top1) >= num(&int8_ca, &top1) - 0.03,
-        "runtime category top-1 {} vs export eval int8 {}",
-        num(&rt_ca, &top1),
-        num(&int8_ca, &top1)
-    );
-    assert!(
-        num(&rt_ca, &top5) >= num(&int8_ca, &top5) - 0.03,
-        "runtime attribute top-5 recall {} vs export eval int8 {}",
-        num(&rt_ca, &top5),
-        num(&int8_ca, &top5)
-    );
-    assert!(
-        num(&rt_ca, &ne) <= num(&int8_ca, &ne) + 0.01,
-        "runtime landmark NE {} vs export eval int8 {}",
-        num(&rt_ca, &ne),
-        num(&int8_ca, &ne)
-    );
-    assert!(
-        rt_top10 >= num(&int8_shop, &["retrieval", "top10"]) - 0.03,
-        "runtime In-shop top-10 {rt_top10} vs export eval int8 {}",
-        num(&int8_shop, &["retrieval", "top10"])
+    let vs_int8 = "runtime vs export eval int8";
+    no_lower(pair(vs_int8, &rt_ca, &int8_ca, &top1), 0.03);
+    no_lower(pair(vs_int8, &rt_ca, &int8_ca, &top5), 0.03);
+    no_higher(pair(vs_int8, &rt_ca, &int8_ca, &ne), 0.01);
+    let int8_top10 = num(&int8_shop, &["retrieval", "top10"]);
+    no_lower(
+        (
+            format!("{vs_int8} In-shop top-10 via the table"),
+            rt_top10,
+            int8_top10,
+        ),
+        0.03,
     );
 }

@@ -40,11 +40,8 @@ fn trainer_and_exported_graph_agree() {
             .args(["--steps", "30", "--seed", "2"]),
         "trainer train",
     );
-    let ck_path = std::fs::read_dir(run.join("checkpoints"))
+    let ck_path = deepfashion::contract::run_layout::newest_checkpoint(&run)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .max()
         .expect("a checkpoint");
 
     // Exported once, run on both benchmarks.

@@ -129,15 +129,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     res
 }
 
-/// File name of the checkpoint at `step`.
-pub fn checkpoint_name(step: u64) -> String {
-    format!("step-{step:08}.safetensors")
-}
-
-/// The checkpoint folder of a run.
-pub fn checkpoint_dir(run: &Path) -> PathBuf {
-    run.join("checkpoints")
-}
+pub use deepfashion::contract::run_layout::{checkpoint_dir, checkpoint_name};
 
 /// Save the model variables of `vs` with config, labels and state into
 /// `path` (atomically).
@@ -231,28 +223,8 @@ pub fn restore(vs: &nn::VarStore, ckpt: &Checkpoint) -> Result<()> {
 /// The newest checkpoint (highest step) in a run folder, if any. Temporary
 /// files (dot-prefixed) are ignored.
 pub fn newest(run: &Path) -> Result<Option<PathBuf>> {
-    let dir = checkpoint_dir(run);
-    if !dir.exists() {
-        return Ok(None);
-    }
-    let mut best: Option<(u64, PathBuf)> = None;
-    for e in std::fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
-        let p = e?.path();
-        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let Some(step) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.strip_suffix(".safetensors"))
-            .and_then(|s| s.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        if best.as_ref().is_none_or(|(b, _)| step > *b) {
-            best = Some((step, p));
-        }
-    }
-    Ok(best.map(|b| b.1))
+    deepfashion::contract::run_layout::newest_checkpoint(run)
+        .with_context(|| format!("listing {}", checkpoint_dir(run).display()))
 }
 
 #[cfg(test)]

@@ -40,11 +40,13 @@ pub struct Args {
     pub out: PathBuf,
 }
 
-/// The square `crop` of `img`, resized to `size` (outside the image: grey).
+/// The square `crop` of `img` (snapped to whole pixels,
+/// [`CropBox::rounded`]), resized to `size` (outside the image: grey).
 fn crop_square(img: &RgbImage, crop: CropBox, size: u32) -> RgbImage {
-    let side = crop.side.round().max(1.0) as u32;
+    let crop = crop.rounded();
+    let side = crop.side as u32;
     let mut canvas = RgbImage::from_pixel(side, side, Rgb([128, 128, 128]));
-    let (x0, y0) = (crop.x0.round() as i64, crop.y0.round() as i64);
+    let (x0, y0) = (crop.x0 as i64, crop.y0 as i64);
     imageops::overlay(&mut canvas, img, -x0, -y0);
     imageops::resize(&canvas, size, size, imageops::FilterType::Triangle)
 }
