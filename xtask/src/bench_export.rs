@@ -5,6 +5,7 @@
 //! `IndexScalarQuantizer` (8-bit) on the same data. All in one run; the
 //! results replace the export section of `BENCHMARKS.md`.
 
+use crate::benchmarks_md::Row;
 use crate::env;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -54,11 +55,7 @@ fn f(v: &serde_json::Value, k: &str) -> f64 {
 
 /// Run the export benchmark.
 pub fn run(args: &Args) -> Result<()> {
-    env::run(
-        "bench export: build",
-        env::cargo().args(["build", "--release", "-p", "export", "--bins"]),
-    )?;
-    let bin = target_dir().join("release");
+    let bin = crate::benchmarks_md::release_tools()?;
     let export = bin.join("export");
     let tool = bin.join("export-bench");
     let dir = target_dir().join("bench-export");
@@ -91,6 +88,8 @@ pub fn run(args: &Args) -> Result<()> {
     let have_faiss = env::succeeds(Command::new(&py).args(["-c", "import faiss"]));
     let runs = args.runs.to_string();
     let mut model_rows = Vec::new();
+    let mut summary = Vec::new();
+    let command = "cargo xtask bench export";
     for threads in [1usize, 2] {
         let t = threads.to_string();
         let mut row = vec![threads.to_string()];
@@ -130,6 +129,27 @@ pub fn run(args: &Args) -> Result<()> {
                 vals.push(f64::NAN);
             }
         }
+        let th = if threads == 1 {
+            "1 thread"
+        } else {
+            "2 threads"
+        };
+        for (form, ours, peer) in [("fp32", vals[0], vals[2]), ("int8", vals[1], vals[3])] {
+            summary.push(Row::new(
+                format!("`edge` {form} graph, batch 1, {th}"),
+                ("tract", ours),
+                ("onnxruntime", peer),
+                "ms",
+                command,
+            ));
+        }
+        summary.push(Row::new(
+            format!("`edge` int8 vs its own fp32 in tract, {th}"),
+            ("tract int8", vals[1]),
+            ("tract fp32", vals[0]),
+            "ms",
+            command,
+        ));
         row.extend(vals.iter().map(|v| format!("{v:.1}")));
         row.push(format!("{:.2}", vals[1] / vals[0]));
         row.push(format!("{:.2}", vals[0] / vals[2]));
@@ -191,6 +211,21 @@ pub fn run(args: &Args) -> Result<()> {
     md.push_str(&format!("| ShopTable int8 (ours) | {ours:.3} | 1.00 |\n"));
     match &faiss {
         Some(v) => {
+            let what = format!("exact top-20 search, {} x 128 items, 1 thread", args.items);
+            summary.push(Row::new(
+                what.clone(),
+                ("ShopTable int8", ours),
+                ("FAISS IndexFlatIP", f(v, "flat_ip_ms")),
+                "ms",
+                command,
+            ));
+            summary.push(Row::new(
+                what,
+                ("ShopTable int8", ours),
+                ("FAISS SQ8", f(v, "sq8_ms")),
+                "ms",
+                command,
+            ));
             md.push_str(&format!(
                 "| FAISS IndexFlatIP (f32) | {:.3} | {:.2} |\n",
                 f(v, "flat_ip_ms"),
@@ -205,9 +240,11 @@ pub fn run(args: &Args) -> Result<()> {
         None => md.push_str("| FAISS | not installed | |\n"),
     }
     md.push('\n');
+    md.push_str(&crate::benchmarks_md::rows_comment(&summary));
     println!("{md}");
     if !args.no_write {
         crate::benchmarks_md::write_section("export", &md)?;
+        crate::benchmarks_md::write_summary()?;
         eprintln!("xtask: [bench export] BENCHMARKS.md updated");
     }
     Ok(())

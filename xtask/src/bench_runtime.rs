@@ -5,6 +5,7 @@
 //! model and a 10,000-item shop table. Results replace the runtime section
 //! of `BENCHMARKS.md`.
 
+use crate::benchmarks_md::Row;
 use crate::env;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -30,7 +31,7 @@ pub struct Args {
 }
 
 const ORT_SCRIPT: &str = r#"
-import json, sys, time
+import json, resource, sys, time
 import numpy as np
 import onnxruntime as ort
 path, threads, frames = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -50,7 +51,7 @@ for _ in range(frames):
     s.run(None, {"image": x})
     ts.append((time.perf_counter() - t) * 1e3)
 ts.sort()
-print(json.dumps({"mean_ms": sum(ts) / len(ts), "p50_ms": ts[len(ts) // 2], "p90_ms": ts[int(0.9 * (len(ts) - 1))], "ort": ort.__version__}))
+print(json.dumps({"mean_ms": sum(ts) / len(ts), "p50_ms": ts[len(ts) // 2], "p90_ms": ts[int(0.9 * (len(ts) - 1))], "ort": ort.__version__, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 "#;
 
 fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
@@ -77,8 +78,9 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| env::root().join("target"))
 }
 
-/// Make the default edge int8 model and 10k table with `export`.
-fn default_artefacts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+/// Make the default edge int8 model and 10k table with `export` (the
+/// release binary in `bin`).
+fn default_artefacts(dir: &Path, bin: &Path) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(dir)?;
     let model = dir.join("edge.int8.onnx");
     let table = dir.join("shop10k.table");
@@ -86,19 +88,10 @@ fn default_artefacts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
         return Ok((model, table));
     }
     let export = |args: &[&str]| -> Result<()> {
-        let mut c = env::cargo();
-        c.args([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "export",
-            "--bin",
-            "export",
-            "--",
-        ])
-        .args(args);
-        env::run("bench runtime: export", &mut c)
+        env::run(
+            "bench runtime: export",
+            Command::new(bin.join("export")).args(args),
+        )
     };
     let d = |n: &str| dir.join(n).display().to_string();
     export(&[
@@ -131,18 +124,15 @@ fn default_artefacts(dir: &Path) -> Result<(PathBuf, PathBuf)> {
 
 /// Run the benchmark.
 pub fn run(args: &Args) -> Result<()> {
+    let tools = crate::benchmarks_md::release_tools()?;
     let work = target_dir().join("bench-runtime");
     let (model, table) = match (&args.model, &args.table) {
         (Some(m), Some(t)) => (m.clone(), t.clone()),
-        _ => default_artefacts(&work).context(
+        _ => default_artefacts(&work, &tools).context(
             "making the edge model and table with `export` (or pass --model and --table)",
         )?,
     };
-    env::run(
-        "bench runtime: build",
-        env::cargo().args(["build", "--release", "-p", "fashion-runtime"]),
-    )?;
-    let bin = target_dir().join("release").join("fashion-runtime");
+    let bin = tools.join("fashion-runtime");
     let frames = args.frames.to_string();
     let mut rows = vec![];
     for threads in [1usize, 2] {
@@ -186,13 +176,63 @@ pub fn run(args: &Args) -> Result<()> {
             .arg(&table),
         "fashion-runtime bench with table",
     )?;
-    let md = render(&model, &rows, &rss)?;
+    let mut md = render(&model, &rows, &rss)?;
+    md.push_str(&crate::benchmarks_md::rows_comment(&summary_rows(
+        &rows, &rss,
+    )));
     println!("{md}");
     if !args.no_write {
         crate::benchmarks_md::write_section("runtime", &md)?;
+        crate::benchmarks_md::write_summary()?;
         eprintln!("xtask: [bench runtime] BENCHMARKS.md updated");
     }
     Ok(())
+}
+
+/// The summary rows: the whole frame against onnxruntime's inference alone,
+/// the frame's overhead (whole frame against our own inference), and peak
+/// memory against the onnxruntime process.
+fn summary_rows(
+    rows: &[(usize, serde_json::Value, serde_json::Value)],
+    rss: &serde_json::Value,
+) -> Vec<Row> {
+    let command = "cargo xtask bench runtime";
+    let mut out = Vec::new();
+    for (threads, rt, ort) in rows {
+        let th = if *threads == 1 {
+            "1 thread"
+        } else {
+            "2 threads"
+        };
+        let ortm = ort["mean_ms"].as_f64().unwrap_or(f64::NAN);
+        out.push(Row::new(
+            format!("live frame, `edge` int8 (preprocess + inference + decode + search vs inference only), {th}"),
+            ("fashion-runtime", ms(rt, "total")),
+            ("onnxruntime", ortm),
+            "ms",
+            command,
+        ));
+        out.push(Row::new(
+            format!("frame overhead: whole frame vs its inference, {th}"),
+            ("frame", ms(rt, "total")),
+            ("inference", ms(rt, "inference")),
+            "ms",
+            command,
+        ));
+    }
+    if let Some((_, _, ort)) = rows.iter().find(|r| r.0 == 2) {
+        out.push(Row::new(
+            format!(
+                "peak RSS, `edge` int8, 2 threads (ours with a {}-item table; onnxruntime: its Python process)",
+                rss["table_items"].as_u64().unwrap_or(0)
+            ),
+            ("fashion-runtime", rss["peak_rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0),
+            ("onnxruntime", ort["max_rss_kb"].as_f64().unwrap_or(f64::NAN) / 1024.0),
+            "MB",
+            command,
+        ));
+    }
+    out
 }
 
 fn ms(v: &serde_json::Value, stage: &str) -> f64 {
@@ -250,9 +290,14 @@ fn render(
     let kb = rss["peak_rss_kb"].as_f64().unwrap_or(f64::NAN);
     writeln!(
         s,
-        "\nPeak RSS of `fashion-runtime bench` with this model and a {}-item table (2 threads): {:.1} MB (target < 150 MB); search {:.3} ms per frame.",
+        "\nPeak RSS of `fashion-runtime bench` with this model and a {}-item table (2 threads): {:.1} MB (target < 150 MB); onnxruntime's Python process with the same model (2 threads, no table): {:.1} MB; search {:.3} ms per frame.",
         rss["table_items"].as_u64().unwrap_or(0),
         kb / 1024.0,
+        rows.iter()
+            .find(|r| r.0 == 2)
+            .and_then(|r| r.2["max_rss_kb"].as_f64())
+            .unwrap_or(f64::NAN)
+            / 1024.0,
         ms(rss, "search")
     )?;
     Ok(s)

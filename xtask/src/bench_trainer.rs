@@ -1,12 +1,13 @@
 //! `cargo xtask bench trainer`: one training step of the tiny and edge
 //! configs in tch (`trainer bench-step`, release build) against the same
 //! model in PyTorch eager (`bench/fashionnet_reference.py`), same torch, same
-//! threads, same batch; prints both side by side with the ratio and appends
-//! the figures to `BENCHMARKS.md` (section "trainer").
+//! threads, same batch; prints both side by side with the ratio and
+//! rewrites the trainer section of `BENCHMARKS.md` (and its summary rows).
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
+use crate::benchmarks_md::Row;
 use crate::env;
 
 /// Options of `cargo xtask bench trainer`.
@@ -27,7 +28,7 @@ pub struct Args {
     /// Threads for both implementations.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Do not append to BENCHMARKS.md.
+    /// Do not write BENCHMARKS.md (print only).
     #[arg(long)]
     no_record: bool,
 }
@@ -95,46 +96,34 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let machine = env::cpu_model();
     let date = env::utc_now("+%Y-%m-%d %H:%M UTC");
-    let mut table = format!(
-        "\n### {date}\n\nCommand: `cargo xtask bench trainer --batch {} --steps {} --threads {}`  \nMachine: {machine}, {} threads, CPU, torch 2.11.0 (venv) for both\n\n| config | tch ms/step | PyTorch ms/step | tch / PyTorch |\n|---|---|---|---|\n",
-        args.batch, args.steps, args.threads, args.threads
+    let command = format!(
+        "cargo xtask bench trainer --batch {} --steps {} --threads {}",
+        args.batch, args.steps, args.threads
     );
+    let mut table = format!(
+        "## trainer: one training step, tch vs PyTorch eager\n\n{date}. Command: `{command}`  \nMachine: {machine}, {} threads, CPU, torch 2.11.0 (venv) for both; {} warm-up then {} timed steps, batch {}, mean ms per step.\n\n| config | tch ms/step | PyTorch ms/step | tch / PyTorch |\n|---|---|---|---|\n",
+        args.threads, args.warmup, args.steps, args.batch
+    );
+    let mut summary = Vec::new();
     for (cfg, t, p) in &rows {
         table.push_str(&format!("| {cfg} | {t:.1} | {p:.1} | {:.3} |\n", t / p));
+        summary.push(Row::new(
+            format!(
+                "training step, `{cfg}`, batch {}, {} threads, CPU",
+                args.batch, args.threads
+            ),
+            ("tch", *t),
+            ("PyTorch eager", *p),
+            "ms",
+            &command,
+        ));
     }
+    table.push_str(&crate::benchmarks_md::rows_comment(&summary));
     println!("{table}");
     if !args.no_record {
-        record(&table)?;
+        crate::benchmarks_md::write_section("trainer", &table)?;
+        crate::benchmarks_md::write_summary()?;
+        eprintln!("xtask: [bench trainer] BENCHMARKS.md updated");
     }
-    Ok(())
-}
-
-const SECTION: &str = "## trainer: one training step, tch vs PyTorch eager";
-
-/// Append `entry` at the end of the trainer section of BENCHMARKS.md
-/// (creating the file or the section), leaving other sections untouched.
-fn record(entry: &str) -> Result<()> {
-    let path = env::root().join("BENCHMARKS.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let new = match text.find(SECTION) {
-        Some(start) => {
-            let after = start + SECTION.len();
-            let end = text[after..]
-                .find("\n## ")
-                .map(|i| after + i + 1)
-                .unwrap_or(text.len());
-            let mut s = text[..end].trim_end().to_string();
-            s.push('\n');
-            s.push_str(entry);
-            s.push('\n');
-            s.push_str(&text[end..]);
-            s
-        }
-        None => format!("{}\n\n{SECTION}\n{entry}", text.trim_end()),
-    };
-    let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, new).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-    eprintln!("xtask: appended to {}", path.display());
     Ok(())
 }

@@ -44,11 +44,12 @@ enum Command {
     GpuCheck(gpu_check::Args),
     /// Build the libFuzzer targets of fuzz/ and run each for N seconds.
     Fuzz(fuzz::Args),
-    /// Benchmarks (results go into BENCHMARKS.md).
+    /// Benchmarks (results go into BENCHMARKS.md). Without a name: trainer,
+    /// export and runtime in turn, then the summary table.
     Bench {
-        /// Which benchmark.
+        /// Which benchmark (default: all of them).
         #[command(subcommand)]
-        which: Bench,
+        which: Option<Bench>,
     },
 }
 
@@ -62,6 +63,30 @@ enum Bench {
     /// Exported edge graph: tract fp32/int8 vs onnxruntime fp32/int8, 1 and
     /// 2 threads; shop-table search vs FAISS.
     Export(bench_export::Args),
+    /// Only rebuild the summary table from the rows the sections record.
+    Summary,
+}
+
+/// `cargo xtask bench`: every bench with its default options, in turn (each
+/// rewrites its section and the summary), so BENCHMARKS.md is regenerated.
+fn bench_all() -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    bench_trainer::run(&parse_args::<bench_trainer::Args>("trainer")?)?;
+    bench_export::run(&parse_args::<bench_export::Args>("export")?)?;
+    bench_runtime::run(&parse_args::<bench_runtime::Args>("runtime")?)?;
+    let n = benchmarks_md::write_summary()?;
+    eprintln!(
+        "xtask: [bench] all benches done in {:.0} s; summary of {n} rows in BENCHMARKS.md",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A bench's arguments at their defaults.
+fn parse_args<A: clap::Args + clap::FromArgMatches>(name: &'static str) -> anyhow::Result<A> {
+    let cmd = A::augment_args(clap::Command::new(name));
+    let m = cmd.try_get_matches_from([name])?;
+    Ok(A::from_arg_matches(&m)?)
 }
 
 fn main() -> std::process::ExitCode {
@@ -72,15 +97,15 @@ fn main() -> std::process::ExitCode {
         Command::Demo(a) => demo::run(&a),
         Command::DemoAssets(a) => demo::assets(&a),
         Command::Cross(a) => cross::run(&a),
-        Command::Bench {
-            which: Bench::Runtime(a),
-        } => bench_runtime::run(&a),
-        Command::Bench {
-            which: Bench::Trainer(a),
-        } => bench_trainer::run(&a),
-        Command::Bench {
-            which: Bench::Export(a),
-        } => bench_export::run(&a),
+        Command::Bench { which } => match which {
+            Some(Bench::Runtime(a)) => bench_runtime::run(&a),
+            Some(Bench::Trainer(a)) => bench_trainer::run(&a),
+            Some(Bench::Export(a)) => bench_export::run(&a),
+            Some(Bench::Summary) => benchmarks_md::write_summary().map(|n| {
+                eprintln!("xtask: [bench summary] {n} rows");
+            }),
+            None => bench_all(),
+        },
         Command::GpuCheck(a) => gpu_check::run(&a),
         Command::Fuzz(a) => fuzz::run(&a),
     };
