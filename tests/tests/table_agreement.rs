@@ -40,6 +40,20 @@ fn int8_table_search_stays_within_rounding_of_the_float_top20() {
     let gallery = embed("gallery");
     let queries = embed("query");
     let dim = gallery[0].len();
+    // TABLE_AGREEMENT_DUMP=DIR keeps the float embeddings (little-endian
+    // f32, row-major) for bench/table_precision.py.
+    if let Some(dir) = std::env::var_os("TABLE_AGREEMENT_DUMP") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        for (name, rows) in [("gallery.f32", &gallery), ("queries.f32", &queries)] {
+            let bytes: Vec<u8> = rows
+                .iter()
+                .flatten()
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
     assert!(gallery.len() >= 200 && queries.len() >= 100);
 
     let mut w = TableWriter::new(&model.info.fingerprint, dim).unwrap();
