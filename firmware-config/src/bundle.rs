@@ -335,7 +335,7 @@ pub fn verify(path: &Path) -> Result<VerifiedBundle, BundleError> {
         expected_sums.push_str(&format!("{}  {}\n", f.sha256, f.path));
     }
     for name in files.keys() {
-        if name != MANIFEST && !manifest.files.iter().any(|f| &f.path == name) {
+        if name != MANIFEST && name != SUMS && !manifest.files.iter().any(|f| &f.path == name) {
             return Err(corrupt(format!("`{name}` is not listed in the manifest")));
         }
     }

@@ -98,14 +98,16 @@ pub fn build_runtime(
         }
     }
     if let Some(sysroot) = debian_sysroot(&board.target) {
-        let var = format!(
-            "BINDGEN_EXTRA_CLANG_ARGS_{}",
-            board.target.replace('-', "_")
-        );
-        if std::env::var_os(&var).is_none() {
-            let args = format!("--sysroot={sysroot} -I{sysroot}/include");
-            cmd.env(format!("BINDGEN_EXTRA_CLANG_ARGS_{}", board.target), &args);
-            cmd.env(var, args);
+        // `v4l`'s bindgen needs the target's kernel headers. cargo-zigbuild
+        // sets the target-specific BINDGEN_EXTRA_CLANG_ARGS_<target> itself
+        // (zig's include flags appended to the user's value, or to the
+        // generic variable when the user set none), so the sysroot goes into
+        // the generic variable, which reaches every spelling it writes.
+        if std::env::var_os("BINDGEN_EXTRA_CLANG_ARGS").is_none() {
+            cmd.env(
+                "BINDGEN_EXTRA_CLANG_ARGS",
+                format!("--sysroot={sysroot} -I{sysroot}/include"),
+            );
         }
     }
     let shown = format!("CARGO_TARGET_DIR={} {:?}", target_dir.display(), cmd);

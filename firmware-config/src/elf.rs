@@ -138,13 +138,6 @@ impl Reader<'_> {
             u64::from_be_bytes(b)
         })
     }
-    fn word(&self, off: u64, is_64: bool) -> Result<u64, String> {
-        if is_64 {
-            self.u64(off)
-        } else {
-            self.u32(off).map(u64::from)
-        }
-    }
     fn cstr(&self, off: u64) -> Result<&str, String> {
         let start = usize::try_from(off).map_err(|_| "offset too large".to_string())?;
         let rest = self.data.get(start..).ok_or("string offset out of range")?;

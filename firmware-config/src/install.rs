@@ -42,8 +42,8 @@ pub enum InstallError {
         release: String,
         /// What `current` points at again.
         restored: String,
-        /// Why.
-        source: TargetError,
+        /// Why (boxed: keeps the error small).
+        source: Box<TargetError>,
     },
     /// `rollback` found nothing to go back to.
     #[error("no previous release to roll back to under {0}")]
@@ -214,7 +214,7 @@ trap - EXIT"#,
             return Err(InstallError::ServiceFailed {
                 release,
                 restored,
-                source,
+                source: Box::new(source),
             });
         }
     };

@@ -68,62 +68,58 @@ impl Sshd {
             .to_string();
         // sshd refuses to start without its privilege separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
-        for _attempt in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let d = dir.path().display();
-            let config = dir.path().join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                     StrictModes no\nUsePAM no\nLogLevel ERROR\nAllowUsers {user}\n"
-                ),
-            )
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 StrictModes no\nUsePAM no\nLogLevel ERROR\nAllowUsers {user}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
             .unwrap();
-            let child = Command::new(SSHD)
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap();
-            let mut sshd = Sshd {
-                child,
-                port,
-                dir: tempfile::tempdir().unwrap(),
-                user: user.clone(),
-            };
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = sshd.child.try_wait() {
-                    break;
-                }
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    std::mem::swap(&mut sshd.dir, &mut { dir });
-                    let host_pub =
-                        std::fs::read_to_string(sshd.dir.path().join("host_key.pub")).unwrap();
-                    let mut it = host_pub.split_whitespace();
-                    let line = format!(
-                        "[127.0.0.1]:{port} {} {}\n",
-                        it.next().unwrap(),
-                        it.next().unwrap()
-                    );
-                    std::fs::write(sshd.dir.path().join("known_hosts"), line).unwrap();
-                    return Some(sshd);
-                }
-                std::thread::sleep(Duration::from_millis(100));
+        let mut sshd = Sshd {
+            child,
+            port,
+            dir,
+            user,
+        };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = sshd.child.try_wait() {
+                break;
             }
-            drop(sshd);
-            panic!("sshd did not start on port {port} (see its messages above)");
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                let host_pub =
+                    std::fs::read_to_string(sshd.dir.path().join("host_key.pub")).unwrap();
+                let mut it = host_pub.split_whitespace();
+                let line = format!(
+                    "[127.0.0.1]:{port} {} {}\n",
+                    it.next().unwrap(),
+                    it.next().unwrap()
+                );
+                std::fs::write(sshd.dir.path().join("known_hosts"), line).unwrap();
+                return Some(sshd);
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        None
+        drop(sshd);
+        panic!("sshd did not start on port {port} (see its messages above)");
     }
 
     fn args(&self, prefix: &Path) -> Vec<String> {

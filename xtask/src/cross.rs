@@ -1,14 +1,15 @@
 //! `cargo xtask cross`: release builds of `fashion-runtime` for the ARM
-//! boards (`aarch64-unknown-linux-gnu`, `armv7-unknown-linux-gnueabihf`)
-//! with Debian's cross gcc, V4L2 support included. Also the environment
-//! that lets cargo build and run the runtime's tests as ARM binaries under
-//! qemu-user (used by `cargo xtask test`).
+//! boards (`aarch64-unknown-linux-gnu`, `armv7-unknown-linux-gnueabihf`),
+//! V4L2 support included, linked by zig (`cargo zigbuild`) against glibc
+//! 2.17 so one binary runs on every board OS (Jetson Nano's Ubuntu 18.04
+//! has glibc 2.27; Debian's cross gcc alone links against 2.35+). Also the
+//! ARM builds `cargo xtask test` runs under qemu-user.
 //!
-//! What each target needs: tract assembles its ARM kernels in its build
-//! script (`CC_<target>`), the final link uses the cross gcc
-//! (`CARGO_TARGET_<TARGET>_LINKER`), and `v4l`'s bindgen parses the
-//! target's kernel headers (`BINDGEN_EXTRA_CLANG_ARGS_<target>` with the
-//! sysroot).
+//! What each target needs: zig compiles tract's ARM kernels and links
+//! (cargo-zigbuild sets CC and the linker), `v4l`'s bindgen parses the
+//! target's kernel headers from Debian's cross sysroot
+//! (`/usr/<gcc-prefix>/include`, from the cross gcc packages), and qemu-user
+//! runs the test binaries with that sysroot's loader and libc.
 
 use crate::env;
 use anyhow::{bail, Result};
@@ -63,37 +64,6 @@ impl CrossTarget {
         }
     }
 
-    /// Set the compiler, linker, bindgen and qemu-runner variables on `cmd`.
-    pub fn apply_env(&self, cmd: &mut Command) {
-        let under = self.triple.replace('-', "_");
-        let upper = under.to_uppercase();
-        let gcc = format!("{}-gcc", self.gcc_prefix);
-        let sysroot = format!("/usr/{}", self.gcc_prefix);
-        cmd.env(format!("CC_{under}"), &gcc);
-        cmd.env(format!("AR_{under}"), format!("{}-ar", self.gcc_prefix));
-        cmd.env(format!("CARGO_TARGET_{upper}_LINKER"), &gcc);
-        let qemu = self.qemu_binary().unwrap_or_else(|| self.qemu.to_string());
-        cmd.env(
-            format!("CARGO_TARGET_{upper}_RUNNER"),
-            format!("{qemu} -L {sysroot}"),
-        );
-        let clang_args = format!("--sysroot={sysroot} -I{sysroot}/include");
-        cmd.env(format!("BINDGEN_EXTRA_CLANG_ARGS_{under}"), &clang_args);
-        cmd.env(
-            format!("BINDGEN_EXTRA_CLANG_ARGS_{}", self.triple),
-            &clang_args,
-        );
-        // Tests that start the runtime binary start it through qemu too.
-        cmd.env(
-            "FASHION_RUNTIME_TEST_RUNNER",
-            format!("{qemu} -L {sysroot}"),
-        );
-        if self.triple.starts_with("armv7") {
-            // Under 32-bit qemu tract cannot detect NEON itself.
-            cmd.env("TRACT_CPU_ARM32_NEON", "true");
-        }
-    }
-
     /// The qemu-user binary on PATH: `qemu-aarch64` or, as Debian's
     /// `qemu-user-static` names it, `qemu-aarch64-static`.
     pub fn qemu_binary(&self) -> Option<String> {
@@ -101,14 +71,10 @@ impl CrossTarget {
             .into_iter()
             .find(|q| env::succeeds(Command::new(q).arg("--version")))
     }
-
-    /// Whether the cross gcc is installed.
-    pub fn has_toolchain(&self) -> bool {
-        env::succeeds(Command::new(format!("{}-gcc", self.gcc_prefix)).arg("--version"))
-    }
 }
 
-/// Build the runtime for the requested targets (release).
+/// Build the runtime for the requested targets (release, zig-linked
+/// against glibc [`BOARD_GLIBC`] so the binary runs on every board OS).
 pub fn run(args: &Args) -> Result<()> {
     let targets: Vec<CrossTarget> = if args.target.is_empty() {
         TARGETS.to_vec()
@@ -119,32 +85,18 @@ pub fn run(args: &Args) -> Result<()> {
             .collect::<Result<_>>()?
     };
     for t in &targets {
-        if !t.has_toolchain() {
-            bail!(
-                "{}-gcc not found: run `cargo xtask setup` (installs gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf, qemu-user-static, libclang-dev)",
-                t.gcc_prefix
-            );
-        }
-        let mut cmd = env::cargo();
+        let mut cmd = zigbuild();
         cmd.args([
-            "build",
+            "zigbuild",
             "--release",
             "-p",
             "fashion-runtime",
-            "--features",
-            "v4l",
             "--target",
-            t.triple,
+            &t.zig_target(),
         ]);
-        t.apply_env(&mut cmd);
+        t.apply_zig_env(&mut cmd);
         env::run(&format!("cross {}", t.triple), &mut cmd)?;
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| env::root().join("target"));
-        let bin = target_dir
-            .join(t.triple)
-            .join("release")
-            .join("fashion-runtime");
+        let bin = t.binary("release");
         let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
         eprintln!(
             "xtask: [cross {}] {} ({:.1} MB)",
@@ -156,22 +108,107 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `cargo test -p fashion-runtime` as aarch64 binaries under qemu-aarch64.
-pub fn test_under_qemu() -> Result<()> {
-    let t = CrossTarget::by_triple("aarch64-unknown-linux-gnu")?;
-    if !t.has_toolchain() || t.qemu_binary().is_none() {
-        bail!("aarch64 cross gcc or qemu-aarch64(-static) missing: run `cargo xtask setup`");
+/// glibc that the board binaries link against (`cargo zigbuild --target
+/// <triple>.<glibc>`): every firmware-config board profile builds against
+/// it (`build_glibc`), so the ARM binaries the tests run link exactly as a
+/// bundle's do. Debian's cross gcc alone would need glibc 2.35+.
+pub const BOARD_GLIBC: &str = "2.17";
+
+impl CrossTarget {
+    /// `<triple>.<glibc>`: the target `cargo zigbuild` builds board binaries for.
+    pub fn zig_target(&self) -> String {
+        format!("{}.{BOARD_GLIBC}", self.triple)
     }
-    let mut cmd = env::cargo();
+
+    /// Set the variables a `cargo zigbuild` build and qemu run need on `cmd`:
+    /// zig compiles and links (cargo-zigbuild sets CC and the linker), `v4l`'s
+    /// bindgen gets the Debian sysroot's kernel headers through the generic
+    /// BINDGEN_EXTRA_CLANG_ARGS (cargo-zigbuild appends zig's own flags to it
+    /// for the target), and test binaries run under qemu-user.
+    pub fn apply_zig_env(&self, cmd: &mut Command) {
+        let upper = self.triple.replace('-', "_").to_uppercase();
+        let sysroot = format!("/usr/{}", self.gcc_prefix);
+        let qemu = self.qemu_binary().unwrap_or_else(|| self.qemu.to_string());
+        let runner = format!("{qemu} -L {sysroot}");
+        cmd.env(format!("CARGO_TARGET_{upper}_RUNNER"), &runner);
+        cmd.env("FASHION_RUNTIME_TEST_RUNNER", &runner);
+        cmd.env(
+            "BINDGEN_EXTRA_CLANG_ARGS",
+            format!("--sysroot={sysroot} -I{sysroot}/include"),
+        );
+        if self.triple.starts_with("armv7") {
+            // Under 32-bit qemu tract cannot detect NEON itself.
+            cmd.env("TRACT_CPU_ARM32_NEON", "true");
+        }
+    }
+
+    /// Where a `cargo zigbuild --profile <profile>` build leaves the runtime.
+    pub fn binary(&self, profile: &str) -> std::path::PathBuf {
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env::root().join("target"));
+        target_dir
+            .join(self.triple)
+            .join(profile)
+            .join("fashion-runtime")
+    }
+}
+
+/// `cargo-zigbuild` with the project environment (the venv's `bin`, where
+/// set-up installs it and zig, first on PATH).
+fn zigbuild() -> Command {
+    env::command("cargo-zigbuild")
+}
+
+/// Build (`run == false`) or run the runtime's tests as aarch64 binaries
+/// under qemu-aarch64, linked by zig against glibc [`BOARD_GLIBC`], in the
+/// `qemu` profile. Building also leaves the aarch64 `fashion-runtime`
+/// binary, which firmware-config's bundle tests pack; returns its path.
+pub fn test_under_qemu(run: bool) -> Result<std::path::PathBuf> {
+    let t = CrossTarget::by_triple("aarch64-unknown-linux-gnu")?;
+    if t.qemu_binary().is_none() {
+        bail!("qemu-aarch64(-static) missing: run `cargo xtask setup`");
+    }
+    let mut cmd = zigbuild();
     cmd.args([
         "test",
         "-p",
         "fashion-runtime",
         "--target",
-        t.triple,
+        &t.zig_target(),
         "--profile",
         "qemu",
     ]);
-    t.apply_env(&mut cmd);
-    env::run("runtime tests under qemu-aarch64", &mut cmd)
+    if !run {
+        cmd.arg("--no-run");
+    }
+    t.apply_zig_env(&mut cmd);
+    let step = if run {
+        "runtime tests under qemu-aarch64"
+    } else {
+        "build the runtime and its tests for aarch64 (zig, glibc 2.17)"
+    };
+    env::run(step, &mut cmd)?;
+    Ok(t.binary("qemu"))
+}
+
+/// Build the armv7 `fashion-runtime` (zig, glibc [`BOARD_GLIBC`]) in the
+/// quick-to-build `board-check` profile for firmware-config's bundle tests
+/// (they check its ELF header and glibc needs, not its speed); returns its
+/// path.
+pub fn armv7_for_bundle_tests() -> Result<std::path::PathBuf> {
+    let t = CrossTarget::by_triple("armv7-unknown-linux-gnueabihf")?;
+    let mut cmd = zigbuild();
+    cmd.args([
+        "zigbuild",
+        "-p",
+        "fashion-runtime",
+        "--target",
+        &t.zig_target(),
+        "--profile",
+        "board-check",
+    ]);
+    t.apply_zig_env(&mut cmd);
+    env::run("build the runtime for armv7 (zig, glibc 2.17)", &mut cmd)?;
+    Ok(t.binary("board-check"))
 }

@@ -65,27 +65,6 @@ pub fn succeeds(cmd: &mut Command) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether a package is a member of the workspace (crates under construction
-/// may be listed in `exclude` until they build; steps that need them are then
-/// skipped with a notice).
-pub fn workspace_has(package: &str) -> Result<bool> {
-    let out = cargo()
-        .args(["metadata", "--no-deps", "--format-version", "1"])
-        .output()
-        .context("running cargo metadata")?;
-    if !out.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
-    Ok(meta["packages"]
-        .as_array()
-        .is_some_and(|ps| ps.iter().any(|p| p["name"] == package)))
-}
-
 /// The CPU model (`/proc/cpuinfo`), for the machine line of a benchmark;
 /// the architecture when it cannot be read.
 pub fn cpu_model() -> String {

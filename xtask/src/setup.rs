@@ -52,13 +52,7 @@ pub fn run(args: &Args) -> Result<()> {
     if !args.no_apt {
         apt().context("installing Debian packages")?;
     }
-    // Only the board bundles need zig; skip the (slow) install while
-    // firmware-config is not built yet.
-    if env::workspace_has("firmware-config")? {
-        cargo_zigbuild().context("installing cargo-zigbuild")?;
-    } else {
-        eprintln!("xtask: [cargo-zigbuild] firmware-config is not a workspace member yet, skipped");
-    }
+    cargo_zigbuild().context("installing cargo-zigbuild")?;
     eprintln!("xtask: set-up complete");
     Ok(())
 }
@@ -215,15 +209,25 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// `cargo zigbuild` cross-builds the board runtime against an old glibc
-/// (firmware-config bundles).
+/// `cargo zigbuild` cross-builds the board runtimes against an old glibc
+/// (firmware-config bundles, and the ARM builds `cargo xtask test` runs).
+/// PyPI ships it prebuilt: installed into the venv beside zig (`ziglang`)
+/// in seconds, where `cargo install` would compile it for minutes.
 fn cargo_zigbuild() -> Result<()> {
-    if env::succeeds(env::cargo().args(["zigbuild", "--version"])) {
+    if env::succeeds(env::command("cargo-zigbuild").arg("--version")) {
         eprintln!("xtask: [cargo-zigbuild] present, skipped");
         return Ok(());
     }
     env::run(
-        "cargo install cargo-zigbuild",
-        env::cargo().args(["install", "--locked", "cargo-zigbuild"]),
+        "pip install cargo-zigbuild",
+        Command::new(env::venv_python()).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "cargo-zigbuild",
+        ]),
     )
 }
