@@ -47,12 +47,15 @@ pub fn cargo() -> Command {
 /// Run a command, echoing it; fail with the step name when it fails.
 pub fn run(step: &str, cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: [{step}] {cmd:?}");
+    let started = std::time::Instant::now();
     let status = cmd
         .status()
         .with_context(|| format!("step `{step}`: could not start {:?}", cmd.get_program()))?;
+    let secs = started.elapsed().as_secs_f64();
     if !status.success() {
-        bail!("step `{step}` failed ({status})");
+        bail!("step `{step}` failed ({status}) after {secs:.0} s");
     }
+    eprintln!("xtask: [{step}] done in {secs:.0} s");
     Ok(())
 }
 
