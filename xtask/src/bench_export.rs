@@ -8,7 +8,6 @@
 use crate::benchmarks_md::Row;
 use crate::env;
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
 use std::process::Command;
 
 /// Arguments of `cargo xtask bench export`.
@@ -43,12 +42,6 @@ fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(text[start..].trim()).with_context(|| format!("{what}: parsing {text}"))
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env::root().join("target"))
-}
-
 fn f(v: &serde_json::Value, k: &str) -> f64 {
     v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN)
 }
@@ -58,7 +51,7 @@ pub fn run(args: &Args) -> Result<()> {
     let bin = crate::benchmarks_md::release_tools()?;
     let export = bin.join("export");
     let tool = bin.join("export-bench");
-    let dir = target_dir().join("bench-export");
+    let dir = env::target_dir().join("bench-export");
     std::fs::create_dir_all(&dir)?;
     let p = |n: &str| dir.join(n).display().to_string();
     env::run(

@@ -72,12 +72,6 @@ fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
     serde_json::from_str(&text[start..]).with_context(|| format!("{what}: parsing {text}"))
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env::root().join("target"))
-}
-
 /// Make the default edge int8 model and 10k table with `export` (the
 /// release binary in `bin`).
 fn default_artefacts(dir: &Path, bin: &Path) -> Result<(PathBuf, PathBuf)> {
@@ -125,7 +119,7 @@ fn default_artefacts(dir: &Path, bin: &Path) -> Result<(PathBuf, PathBuf)> {
 /// Run the benchmark.
 pub fn run(args: &Args) -> Result<()> {
     let tools = crate::benchmarks_md::release_tools()?;
-    let work = target_dir().join("bench-runtime");
+    let work = env::target_dir().join("bench-runtime");
     let (model, table) = match (&args.model, &args.table) {
         (Some(m), Some(t)) => (m.clone(), t.clone()),
         _ => default_artefacts(&work, &tools).context(

@@ -5,7 +5,6 @@
 //! rewrites the trainer section of `BENCHMARKS.md` (and its summary rows).
 
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
 
 use crate::benchmarks_md::Row;
 use crate::env;
@@ -31,13 +30,6 @@ pub struct Args {
     /// Do not write BENCHMARKS.md (print only).
     #[arg(long)]
     no_record: bool,
-}
-
-/// The cargo target directory in use.
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env::root().join("target"))
 }
 
 fn json_line(step: &str, cmd: &mut std::process::Command) -> Result<serde_json::Value> {
@@ -67,7 +59,7 @@ pub fn run(args: &Args) -> Result<()> {
         "build trainer (release)",
         env::cargo().args(["build", "--release", "-p", "trainer", "--bin", "trainer"]),
     )?;
-    let trainer = target_dir().join("release").join("trainer");
+    let trainer = env::target_dir().join("release").join("trainer");
     let script = env::root().join("bench").join("fashionnet_reference.py");
     let mut rows = Vec::new();
     for cfg in &args.configs {

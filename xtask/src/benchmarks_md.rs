@@ -175,10 +175,7 @@ pub fn release_tools() -> Result<std::path::PathBuf> {
             "--bins",
         ]),
     )?;
-    Ok(std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| env::root().join("target"))
-        .join("release"))
+    Ok(env::target_dir().join("release"))
 }
 
 #[cfg(test)]

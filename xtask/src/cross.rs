@@ -144,10 +144,7 @@ impl CrossTarget {
 
     /// Where a `cargo zigbuild --profile <profile>` build leaves the runtime.
     pub fn binary(&self, profile: &str) -> std::path::PathBuf {
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| env::root().join("target"));
-        target_dir
+        env::target_dir()
             .join(self.triple)
             .join(profile)
             .join("fashion-runtime")

@@ -25,12 +25,6 @@ pub struct Args {
     pub source: Option<String>,
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| env::root().join("target"))
-}
-
 /// Run the demo.
 pub fn run(args: &Args) -> Result<()> {
     let assets = env::root().join("assets").join("demo");
@@ -47,7 +41,7 @@ pub fn run(args: &Args) -> Result<()> {
         "build",
         env::cargo().args(["build", "-p", "fashion-runtime"]),
     )?;
-    let bin = target_dir().join("debug").join("fashion-runtime");
+    let bin = env::target_dir().join("debug").join("fashion-runtime");
     eprintln!(
         "xtask: live tags below (JSON lines); preview at http://{}/ ; Ctrl-C stops. \
          The demo model knows only synthetic garments (README.md: training on DeepFashion).",
@@ -99,7 +93,7 @@ pub fn assets(a: &AssetsArgs) -> Result<()> {
             "export",
         ]),
     )?;
-    let bin = |name: &str| target_dir().join("debug").join(name);
+    let bin = |name: &str| env::target_dir().join("debug").join(name);
     let work = env::root().join(&a.work);
     let out = env::root().join("assets").join("demo");
     std::fs::create_dir_all(&out)?;

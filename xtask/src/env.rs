@@ -24,6 +24,14 @@ pub fn venv_python() -> PathBuf {
     venv().join("bin").join("python")
 }
 
+/// The cargo target directory in use (`CARGO_TARGET_DIR`, else `target/`
+/// at the root): where the builds xtask starts leave their binaries.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
 /// A command at the workspace root with the venv on PATH and
 /// `LIBTORCH_USE_PYTORCH=1`, so tch builds against the venv's torch.
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {

@@ -12,7 +12,6 @@
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-use crate::bench_trainer::target_dir;
 use crate::env;
 
 /// Options of `cargo xtask gpu-check`.
@@ -120,7 +119,7 @@ pub fn run(args: &Args) -> Result<()> {
     let out = env::root().join("gpu-check");
     let bin = out.join("bin");
     std::fs::create_dir_all(&bin).with_context(|| format!("creating {}", bin.display()))?;
-    let rel = target_dir().join("release");
+    let rel = env::target_dir().join("release");
     for name in ["trainer", "deepfashion"] {
         let dst = bin.join(name);
         copy(&rel.join(name), &dst)?;

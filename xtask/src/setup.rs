@@ -81,17 +81,7 @@ fn venv() -> Result<()> {
     if !torch_ok {
         check_free_space(&env::root(), VENV_NEEDS_GIB)?;
     }
-    let mut pip = Command::new(&py);
-    // No wheel cache: it would keep a second copy of torch's ~4 GB of wheels
-    // on disk, which is what ran a CI machine out of space.
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-cache-dir",
-        "--disable-pip-version-check",
-    ]);
+    let mut pip = pip_install();
     if !torch_ok {
         pip.arg(format!("torch=={TORCH_VERSION}"));
     }
@@ -220,14 +210,22 @@ fn cargo_zigbuild() -> Result<()> {
     }
     env::run(
         "pip install cargo-zigbuild",
-        Command::new(env::venv_python()).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "cargo-zigbuild",
-        ]),
+        pip_install().arg("cargo-zigbuild"),
     )
+}
+
+/// `pip install` into the venv, without a wheel cache: it would keep a
+/// second copy of torch's ~4 GB of wheels on disk, which is what ran a CI
+/// machine out of space.
+fn pip_install() -> Command {
+    let mut pip = Command::new(env::venv_python());
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+    ]);
+    pip
 }
