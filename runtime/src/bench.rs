@@ -31,8 +31,9 @@ pub struct StageStats {
 }
 
 impl StageStats {
-    /// From samples (microseconds).
-    pub fn from_samples(samples: &mut [u32]) -> Self {
+    /// From samples (microseconds, fractional: the bench times stages in
+    /// nanoseconds, as a small model's decode takes well under 1 us).
+    pub fn from_samples(samples: &mut [f64]) -> Self {
         if samples.is_empty() {
             return Self {
                 mean_us: 0.0,
@@ -40,11 +41,11 @@ impl StageStats {
                 p90_us: 0.0,
             };
         }
-        samples.sort_unstable();
+        samples.sort_unstable_by(f64::total_cmp);
         let n = samples.len();
-        let q = |p: f64| samples[((n as f64 - 1.0) * p).round() as usize] as f64;
+        let q = |p: f64| samples[((n as f64 - 1.0) * p).round() as usize];
         Self {
-            mean_us: samples.iter().map(|&x| x as f64).sum::<f64>() / n as f64,
+            mean_us: samples.iter().sum::<f64>() / n as f64,
             p50_us: q(0.5),
             p90_us: q(0.9),
         }
@@ -112,19 +113,29 @@ pub fn measure(
     for _ in 0..warmup {
         pipeline.process(&frame, 0, &mut result)?;
     }
-    let mut samples: [Vec<u32>; 5] = Default::default();
+    let mut samples: [Vec<f64>; 5] = Default::default();
     for s in samples.iter_mut() {
         s.reserve(frames);
     }
+    // The same stages as `Pipeline::process`, timed here at nanosecond
+    // resolution (the per-frame latency it reports is whole microseconds).
+    let us = |a: Instant, b: Instant| (b - a).as_nanos() as f64 / 1e3;
     for _ in 0..frames {
-        let t = Instant::now();
-        pipeline.process(&frame, 0, &mut result)?;
-        let l = result.latency;
-        samples[0].push(l.preprocess_us);
-        samples[1].push(l.inference_us);
-        samples[2].push(l.decode_us);
-        samples[3].push(l.search_us);
-        samples[4].push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        let t0 = Instant::now();
+        result.frame = frame.sequence;
+        let crop = pipeline.preprocess(&frame);
+        let t1 = Instant::now();
+        pipeline.infer()?;
+        let t2 = Instant::now();
+        pipeline.decode(crop, &mut result);
+        let t3 = Instant::now();
+        pipeline.search(&mut result);
+        let t4 = Instant::now();
+        samples[0].push(us(t0, t1));
+        samples[1].push(us(t1, t2));
+        samples[2].push(us(t2, t3));
+        samples[3].push(us(t3, t4));
+        samples[4].push(us(t0, t4));
     }
     Ok(samples.map(|mut s| StageStats::from_samples(&mut s)))
 }
@@ -292,7 +303,7 @@ mod tests {
 
     #[test]
     fn stage_stats() {
-        let mut s = vec![5, 1, 3, 2, 4, 100, 6, 7, 8, 9];
+        let mut s = vec![5.0, 1.0, 3.0, 2.0, 4.0, 100.0, 6.0, 7.0, 8.0, 9.0];
         let st = StageStats::from_samples(&mut s);
         assert_eq!(st.p50_us, 6.0);
         assert_eq!(st.p90_us, 9.0);

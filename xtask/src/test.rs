@@ -54,7 +54,9 @@ pub fn run(args: &Args) -> Result<()> {
         boards = Some((aarch64, armv7));
     }
     let mut test = env::cargo();
-    test.args(["test", "--workspace"]);
+    // Every failing test in one run (CI shows them all, not just the first
+    // failing test binary's).
+    test.args(["test", "--workspace", "--no-fail-fast"]);
     // set-up installed mosquitto, sshd and chromium: tests that need them
     // must fail, not skip, when they are missing.
     test.env("FASHION_REQUIRE_SERVICES", "1");
