@@ -1,8 +1,11 @@
 """onnxruntime peer of `cargo xtask bench export`: per-inference latency of
 an ONNX file, batch 1, a given number of threads.
 
-Usage: python bench/export_ort_bench.py MODEL.onnx THREADS RUNS
+Usage: python bench/export_ort_bench.py MODEL.onnx THREADS RUNS [INPUT.f32 OUTPUTS.json]
 Prints one JSON object: {"median_ms", "mean_ms", "min_ms", "runs", "threads", "ort"}.
+With INPUT.f32 (raw little-endian f32, as `export-bench model --save` writes
+it) runs on that input and writes every output to OUTPUTS.json (name -> flat
+list), for the cross-build correctness check.
 """
 import json
 import sys
@@ -21,6 +24,12 @@ def main():
     s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     size = s.get_inputs()[0].shape[2]
     x = np.random.RandomState(0).randn(1, 3, size, size).astype(np.float32)
+    if len(sys.argv) > 5:
+        x = np.fromfile(sys.argv[4], dtype="<f4").reshape(1, 3, size, size)
+        names = [o.name for o in s.get_outputs()]
+        outs = s.run(None, {"image": x})
+        with open(sys.argv[5], "w") as f:
+            json.dump({n: o.astype(np.float64).ravel().tolist() for n, o in zip(names, outs)}, f)
     for _ in range(3):
         s.run(None, {"image": x})
     ts = []

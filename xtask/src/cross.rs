@@ -144,10 +144,12 @@ impl CrossTarget {
 
     /// Where a `cargo zigbuild --profile <profile>` build leaves the runtime.
     pub fn binary(&self, profile: &str) -> std::path::PathBuf {
-        env::target_dir()
-            .join(self.triple)
-            .join(profile)
-            .join("fashion-runtime")
+        self.binary_named(profile, "fashion-runtime")
+    }
+
+    /// Where a `cargo zigbuild --profile <profile>` build leaves binary `name`.
+    pub fn binary_named(&self, profile: &str, name: &str) -> std::path::PathBuf {
+        env::target_dir().join(self.triple).join(profile).join(name)
     }
 }
 
@@ -187,6 +189,28 @@ pub fn test_under_qemu(run: bool) -> Result<std::path::PathBuf> {
     };
     env::run(step, &mut cmd)?;
     Ok(t.binary("qemu"))
+}
+
+/// Build `export-bench` (the export benchmark's tract and table-search
+/// runner) for aarch64 (zig, glibc [`BOARD_GLIBC`], `qemu` profile) for
+/// `cargo xtask bench export-qemu`; returns its path.
+pub fn export_bench_for_aarch64() -> Result<std::path::PathBuf> {
+    let t = CrossTarget::by_triple("aarch64-unknown-linux-gnu")?;
+    let mut cmd = zigbuild();
+    cmd.args([
+        "zigbuild",
+        "-p",
+        "export",
+        "--bin",
+        "export-bench",
+        "--target",
+        &t.zig_target(),
+        "--profile",
+        "qemu",
+    ]);
+    t.apply_zig_env(&mut cmd);
+    env::run("build export-bench for aarch64 (zig, glibc 2.17)", &mut cmd)?;
+    Ok(t.binary_named("qemu", "export-bench"))
 }
 
 /// Build the armv7 `fashion-runtime` (zig, glibc [`BOARD_GLIBC`]) in the

@@ -3,6 +3,7 @@
 //! a message that says which step broke.
 
 mod bench_export;
+mod bench_export_qemu;
 mod bench_runtime;
 mod bench_trainer;
 mod benchmarks_md;
@@ -45,7 +46,7 @@ enum Command {
     /// Build the libFuzzer targets of fuzz/ and run each for N seconds.
     Fuzz(fuzz::Args),
     /// Benchmarks (results go into BENCHMARKS.md). Without a name: trainer,
-    /// export and runtime in turn, then the summary table.
+    /// export, export-qemu and runtime in turn, then the summary table.
     Bench {
         /// Which benchmark (default: all of them).
         #[command(subcommand)]
@@ -63,6 +64,9 @@ enum Bench {
     /// Exported edge graph: tract fp32/int8 vs onnxruntime fp32/int8, 1 and
     /// 2 threads; shop-table search vs FAISS.
     Export(bench_export::Args),
+    /// The export bench's tract runs and table search as aarch64 binaries
+    /// under qemu, compared with x86-64 and onnxruntime (correctness only).
+    ExportQemu(bench_export_qemu::Args),
     /// Only rebuild the summary table from the rows the sections record.
     Summary,
 }
@@ -73,6 +77,7 @@ fn bench_all() -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     bench_trainer::run(&parse_args::<bench_trainer::Args>("trainer")?)?;
     bench_export::run(&parse_args::<bench_export::Args>("export")?)?;
+    bench_export_qemu::run(&parse_args::<bench_export_qemu::Args>("export-qemu")?)?;
     bench_runtime::run(&parse_args::<bench_runtime::Args>("runtime")?)?;
     let n = benchmarks_md::write_summary()?;
     eprintln!(
@@ -101,6 +106,7 @@ fn main() -> std::process::ExitCode {
             Some(Bench::Runtime(a)) => bench_runtime::run(&a),
             Some(Bench::Trainer(a)) => bench_trainer::run(&a),
             Some(Bench::Export(a)) => bench_export::run(&a),
+            Some(Bench::ExportQemu(a)) => bench_export_qemu::run(&a),
             Some(Bench::Summary) => benchmarks_md::write_summary().map(|n| {
                 eprintln!("xtask: [bench summary] {n} rows");
             }),

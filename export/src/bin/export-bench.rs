@@ -5,8 +5,12 @@
 //!   exact top-k over a random int8 shop table, one query at a time, one
 //!   thread; with `--dump` writes the float vectors and queries as raw f32
 //!   for the FAISS peer.
-//! - `export-bench model --model M.onnx --threads T --runs R`: tract latency
-//!   of an exported graph, batch 1.
+//! - `export-bench model --model M.onnx --threads T --runs R [--save DIR]`:
+//!   tract latency of an exported graph, batch 1; with `--save` also writes
+//!   the input (`input.f32`, raw f32) and tract's outputs (`outputs.json`),
+//!   for comparing builds (aarch64 under qemu against x86) and onnxruntime.
+//!
+//! `--results FILE` on `search` writes every query's top-k item indices.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -42,6 +46,9 @@ enum Cmd {
         /// Write vectors.f32 and queries.f32 here.
         #[arg(long)]
         dump: Option<PathBuf>,
+        /// Write every query's top-k item indices here (JSON).
+        #[arg(long)]
+        results: Option<PathBuf>,
     },
     /// tract latency of a model.
     Model {
@@ -54,6 +61,9 @@ enum Cmd {
         /// Timed runs.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Write the input (input.f32) and the outputs (outputs.json) here.
+        #[arg(long)]
+        save: Option<PathBuf>,
     },
 }
 
@@ -89,6 +99,7 @@ fn main() -> Result<()> {
             queries,
             k,
             dump,
+            results,
         } => {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
             let mut w = TableWriter::new("bench", dim)?;
@@ -121,10 +132,12 @@ fn main() -> Result<()> {
             }
             let mut times = Vec::new();
             let mut same = 0;
+            let mut hits = Vec::with_capacity(qs.len());
             for q in &qs {
                 let t = Instant::now();
                 let n = table.search_into(q, &mut out);
                 times.push(t.elapsed().as_secs_f64() * 1e3);
+                hits.push(out[..n].iter().map(|m| m.index).collect::<Vec<u32>>());
                 let mut a: Vec<u32> = out[..n].iter().map(|m| m.index).collect();
                 let mut b: Vec<u32> = search_float(&flat, dim, q, k)
                     .iter()
@@ -139,6 +152,10 @@ fn main() -> Result<()> {
                 let raw = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
                 std::fs::write(d.join("vectors.f32"), raw(&flat))?;
                 std::fs::write(d.join("queries.f32"), raw(&qs.concat()))?;
+            }
+            if let Some(r) = results {
+                std::fs::write(&r, serde_json::to_vec(&hits)?)
+                    .with_context(|| format!("writing {}", r.display()))?;
             }
             println!(
                 "{}",
@@ -157,6 +174,7 @@ fn main() -> Result<()> {
             model,
             threads,
             runs,
+            save,
         } => {
             if threads > 1 {
                 tract_linalg::multithread::set_default_executor(
@@ -167,7 +185,18 @@ fn main() -> Result<()> {
                 .with_context(|| format!("loading {}", model.display()))?;
             let s = m.info.config.input_size;
             let x = export::evaluate::random_inputs(s, 1, 0).remove(0);
-            for _ in 0..3 {
+            let outputs = m.run(&x)?;
+            if let Some(d) = save {
+                std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+                let raw: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+                std::fs::write(d.join("input.f32"), raw)?;
+                let map: serde_json::Map<String, serde_json::Value> = outputs
+                    .iter()
+                    .map(|o| (o.name.clone(), serde_json::json!(o.data)))
+                    .collect();
+                std::fs::write(d.join("outputs.json"), serde_json::to_vec(&map)?)?;
+            }
+            for _ in 0..2 {
                 m.run(&x)?;
             }
             let mut times = Vec::new();

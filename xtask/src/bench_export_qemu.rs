@@ -1,0 +1,354 @@
+//! `cargo xtask bench export-qemu`: the export benchmark's tract runs as
+//! aarch64 binaries under qemu-aarch64, as a correctness check only (qemu
+//! timings mean nothing). `export-bench` is built for aarch64 (zig, glibc
+//! 2.17, the `qemu` profile) and run on the same `edge` fp32 and int8 files
+//! and the same input as the x86 build; every output is compared with the
+//! x86 tract run and with onnxruntime, and the shop-table search's top-20
+//! lists must be identical on both architectures (tract's and the table's
+//! ARM kernels against their x86 ones). The result replaces the
+//! `export-qemu` section of `BENCHMARKS.md`; the command fails when a
+//! difference is over its tolerance.
+
+use crate::cross::CrossTarget;
+use crate::env;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+/// Arguments of `cargo xtask bench export-qemu`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Items in the search check.
+    #[arg(long, default_value_t = 20_000)]
+    pub items: usize,
+    /// Queries in the search check.
+    #[arg(long, default_value_t = 100)]
+    pub queries: usize,
+    /// Do not write BENCHMARKS.md (print only).
+    #[arg(long)]
+    pub no_write: bool,
+}
+
+/// fp32: tract on ARM against tract on x86 and against onnxruntime, max
+/// abs diff on every output (probabilities, coordinates, embedding): the
+/// export issue's fp32 parity bound.
+const FP32_TOL: f64 = 1e-4;
+/// int8: the same graph's integer arithmetic on two instruction sets; the
+/// requantization may round a value one step differently, which moves a
+/// probability by at most a few hundredths.
+const INT8_TOL: f64 = 0.05;
+
+type Outputs = BTreeMap<String, Vec<f64>>;
+
+fn read_outputs(path: &Path) -> Result<Outputs> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Largest absolute difference over every output, with the output's name.
+fn max_diff(a: &Outputs, b: &Outputs) -> Result<(f64, String)> {
+    let mut worst = (0.0f64, String::new());
+    for (name, x) in a {
+        let y = b
+            .get(name)
+            .with_context(|| format!("output `{name}` missing on one side"))?;
+        if x.len() != y.len() {
+            bail!("output `{name}`: {} vs {} values", x.len(), y.len());
+        }
+        for (p, q) in x.iter().zip(y) {
+            let d = (p - q).abs();
+            if d.is_nan() || d > worst.0 {
+                worst = (if d.is_nan() { f64::INFINITY } else { d }, name.clone());
+            }
+        }
+    }
+    Ok(worst)
+}
+
+fn run_ok(cmd: &mut Command, what: &str) -> Result<String> {
+    eprintln!("xtask: [bench export-qemu] {cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: could not start"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One check's line in the report.
+struct Check {
+    what: String,
+    diff: f64,
+    tol: f64,
+    detail: String,
+}
+
+impl Check {
+    /// Within tolerance (a NaN difference is not).
+    fn passed(&self) -> bool {
+        self.diff <= self.tol
+    }
+}
+
+/// `op: count` pairs of an optimized tract plan.
+type OpCensus = Vec<(String, u64)>;
+
+/// Run the check.
+pub fn run(args: &Args) -> Result<()> {
+    let t = CrossTarget::by_triple("aarch64-unknown-linux-gnu")?;
+    let qemu = t
+        .qemu_binary()
+        .context("qemu-aarch64(-static) missing: run `cargo xtask setup`")?;
+    let bin = crate::benchmarks_md::release_tools()?;
+    let export = bin.join("export");
+    let x86 = bin.join("export-bench");
+    let arm = crate::cross::export_bench_for_aarch64()?;
+    let dir = env::target_dir().join("bench-export-qemu");
+    std::fs::create_dir_all(&dir)?;
+    let p = |n: &str| dir.join(n);
+    env::run(
+        "bench export-qemu: random edge checkpoint",
+        Command::new(&export)
+            .args(["random-checkpoint", "--config", "edge", "--out"])
+            .arg(p("edge.safetensors")),
+    )?;
+    env::run(
+        "bench export-qemu: onnx fp32 + int8",
+        Command::new(&export)
+            .args(["onnx", "--checkpoint"])
+            .arg(p("edge.safetensors"))
+            .arg("--out")
+            .arg(p("edge.onnx"))
+            .arg("--int8-out")
+            .arg(p("edge.int8.onnx")),
+    )?;
+    let sysroot = format!("/usr/{}", t.gcc_prefix);
+    let on_arm = |args: &[&str]| {
+        let mut c = Command::new(&qemu);
+        c.args(["-L", &sysroot]).arg(&arm).args(args);
+        c
+    };
+    let py = env::venv_python();
+    let have_ort = env::succeeds(Command::new(&py).args(["-c", "import onnxruntime"]));
+    let mut checks = Vec::new();
+    let mut census = Vec::new();
+    for (form, file, tol) in [
+        ("fp32", "edge.onnx", FP32_TOL),
+        ("int8", "edge.int8.onnx", INT8_TOL),
+    ] {
+        let model = p(file).display().to_string();
+        let save = |who: &str| p(&format!("{form}-{who}")).display().to_string();
+        let x86_out = run_ok(
+            Command::new(&x86).args([
+                "model",
+                "--model",
+                &model,
+                "--runs",
+                "1",
+                "--save",
+                &save("x86"),
+            ]),
+            "x86 export-bench model",
+        )?;
+        let x86_ops = ops_of(&x86_out)?;
+        let reference = read_outputs(&p(&format!("{form}-x86/outputs.json")))?;
+        for threads in ["1", "2"] {
+            let who = format!("arm{threads}");
+            let out = run_ok(
+                &mut on_arm(&[
+                    "model",
+                    "--model",
+                    &model,
+                    "--runs",
+                    "1",
+                    "--threads",
+                    threads,
+                    "--save",
+                    &save(&who),
+                ]),
+                "aarch64 export-bench model under qemu",
+            )?;
+            if threads == "1" {
+                census.push((form, x86_ops.clone(), ops_of(&out)?));
+            }
+            let arm_out = read_outputs(&p(&format!("{form}-{who}/outputs.json")))?;
+            let (d, name) = max_diff(&arm_out, &reference)?;
+            checks.push(Check {
+                what: format!("{form}: tract aarch64 ({threads} thr.) vs tract x86-64"),
+                diff: d,
+                tol,
+                detail: name,
+            });
+            if have_ort && threads == "1" {
+                let ort_json = p(&format!("{form}-ort.json"));
+                run_ok(
+                    env::command(&py)
+                        .arg(env::root().join("bench/export_ort_bench.py"))
+                        .arg(&model)
+                        .args(["1", "1"])
+                        .arg(p(&format!("{form}-x86/input.f32")))
+                        .arg(&ort_json),
+                    "onnxruntime outputs",
+                )?;
+                let ort = read_outputs(&ort_json)?;
+                let (d, name) = max_diff(&arm_out, &ort)?;
+                checks.push(Check {
+                    what: format!("{form}: tract aarch64 vs onnxruntime x86-64"),
+                    diff: d,
+                    tol,
+                    detail: name,
+                });
+            }
+        }
+    }
+    if !have_ort {
+        eprintln!("xtask: [bench export-qemu] onnxruntime missing in .venv: compared with x86 tract only (run `cargo xtask setup`)");
+    }
+    // The table search: integer scan + float rescoring, same lists expected.
+    let items = args.items.to_string();
+    let queries = args.queries.to_string();
+    let search = |who: &str, mut cmd: Command| -> Result<(Vec<Vec<u32>>, serde_json::Value)> {
+        let res = p(&format!("search-{who}.json"));
+        let out = run_ok(
+            cmd.args([
+                "search",
+                "--items",
+                &items,
+                "--queries",
+                &queries,
+                "--results",
+            ])
+            .arg(&res),
+            "export-bench search",
+        )?;
+        let hits: Vec<Vec<u32>> = serde_json::from_slice(&std::fs::read(&res)?)
+            .with_context(|| format!("parsing {}", res.display()))?;
+        Ok((hits, last_json(&out)?))
+    };
+    let (x86_hits, x86_s) = search("x86", Command::new(&x86))?;
+    let (arm_hits, arm_s) = search("arm", on_arm(&[]))?;
+    let differing = x86_hits
+        .iter()
+        .zip(&arm_hits)
+        .filter(|(a, b)| a != b)
+        .count()
+        + x86_hits.len().abs_diff(arm_hits.len());
+    checks.push(Check {
+        what: format!(
+            "table search: {} queries over {} x 128 items, top-20 lists differing between aarch64 and x86-64",
+            args.queries, args.items
+        ),
+        diff: differing as f64,
+        tol: 0.0,
+        detail: format!(
+            "int8 top-20 = float top-20: x86-64 {:.1}%, aarch64 {:.1}%",
+            100.0 * x86_s["top_k_equal_float"].as_f64().unwrap_or(f64::NAN),
+            100.0 * arm_s["top_k_equal_float"].as_f64().unwrap_or(f64::NAN)
+        ),
+    });
+
+    let md = render(&checks, &census);
+    println!("{md}");
+    if !args.no_write {
+        crate::benchmarks_md::write_section("export-qemu", &md)?;
+        eprintln!("xtask: [bench export-qemu] BENCHMARKS.md updated");
+    }
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.passed()).collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} check(s) over tolerance: {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|c| format!("{} = {:.3e} > {:.0e}", c.what, c.diff, c.tol))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The last JSON object a tool printed.
+fn last_json(text: &str) -> Result<serde_json::Value> {
+    let start = text.rfind("\n{").map(|i| i + 1).or_else(|| text.find('{'));
+    let start = start.context("no JSON in output")?;
+    serde_json::from_str(text[start..].trim()).with_context(|| format!("parsing {text}"))
+}
+
+/// `op: count` pairs of the optimized plan (`export-bench model`'s `ops`).
+fn ops_of(text: &str) -> Result<OpCensus> {
+    let v = last_json(text)?;
+    let ops = v["ops"]
+        .as_array()
+        .context("no `ops` in export-bench output")?;
+    Ok(ops
+        .iter()
+        .filter_map(|o| Some((o[0].as_str()?.to_string(), o[1].as_u64()?)))
+        .collect())
+}
+
+fn render(checks: &[Check], census: &[(&str, OpCensus, OpCensus)]) -> String {
+    let mut md = String::from(
+        "## export: the same runs as aarch64 binaries under qemu (correctness only)\n\n",
+    );
+    md.push_str(&format!(
+        "{}, {}. Command: `cargo xtask bench export-qemu`. `export-bench` built for \
+         aarch64-unknown-linux-gnu (zig, glibc 2.17, `qemu` profile) and run under qemu-aarch64 on \
+         the same `edge` files (random weights, S=192) and input as the x86-64 build; tract uses its \
+         ARM kernels there. Max abs diff over all five outputs; qemu timings are not reported.\n\n",
+        env::utc_now("+%Y-%m-%d %H:%M UTC"),
+        env::cpu_model()
+    ));
+    md.push_str(
+        "| check | max abs diff | tolerance | worst output / note | ok |\n|---|---|---|---|---|\n",
+    );
+    for c in checks {
+        md.push_str(&format!(
+            "| {} | {:.2e} | {:.0e} | {} | {} |\n",
+            c.what,
+            c.diff,
+            c.tol,
+            c.detail,
+            if c.passed() { "yes" } else { "**no**" }
+        ));
+    }
+    for (form, x86, arm) in census {
+        let fmt = |v: &OpCensus| {
+            v.iter()
+                .map(|(o, n)| format!("{o} x{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        md.push_str(&format!(
+            "\n{form} plan ops, x86-64: {}  \n{form} plan ops, aarch64: {}\n",
+            fmt(x86),
+            fmt(arm)
+        ));
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_diff_names_the_worst_output_and_refuses_mismatches() {
+        let a: Outputs = [("x".into(), vec![0.0, 1.0]), ("y".into(), vec![2.0])].into();
+        let b: Outputs = [("x".into(), vec![0.0, 1.5]), ("y".into(), vec![2.1])].into();
+        let (d, n) = max_diff(&a, &b).unwrap();
+        assert_eq!((d, n.as_str()), (0.5, "x"));
+        let nan: Outputs = [("x".into(), vec![f64::NAN, 1.0]), ("y".into(), vec![2.0])].into();
+        assert_eq!(max_diff(&nan, &a).unwrap().0, f64::INFINITY);
+        let short: Outputs = [("x".into(), vec![0.0]), ("y".into(), vec![2.0])].into();
+        assert!(max_diff(&short, &a).is_err());
+        let missing: Outputs = [("z".into(), vec![0.0])].into();
+        assert!(max_diff(&missing, &a).is_err());
+    }
+}
