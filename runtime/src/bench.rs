@@ -31,8 +31,9 @@ pub struct StageStats {
 }
 
 impl StageStats {
-    /// From samples (microseconds, fractional: the bench times stages in
-    /// nanoseconds, as a small model's decode takes well under 1 us).
+    /// From samples (microseconds, fractional: the pipeline's stage times
+    /// are read at full resolution, as a small model's decode takes well
+    /// under 1 us).
     pub fn from_samples(samples: &mut [f64]) -> Self {
         if samples.is_empty() {
             return Self {
@@ -117,25 +118,11 @@ pub fn measure(
     for s in samples.iter_mut() {
         s.reserve(frames);
     }
-    // The same stages as `Pipeline::process`, timed here at nanosecond
-    // resolution (the per-frame latency it reports is whole microseconds).
-    let us = |a: Instant, b: Instant| (b - a).as_nanos() as f64 / 1e3;
     for _ in 0..frames {
-        let t0 = Instant::now();
-        result.frame = frame.sequence;
-        let crop = pipeline.preprocess(&frame);
-        let t1 = Instant::now();
-        pipeline.infer()?;
-        let t2 = Instant::now();
-        pipeline.decode(crop, &mut result);
-        let t3 = Instant::now();
-        pipeline.search(&mut result);
-        let t4 = Instant::now();
-        samples[0].push(us(t0, t1));
-        samples[1].push(us(t1, t2));
-        samples[2].push(us(t2, t3));
-        samples[3].push(us(t3, t4));
-        samples[4].push(us(t0, t4));
+        pipeline.process(&frame, 0, &mut result)?;
+        for (s, d) in samples.iter_mut().zip(pipeline.stage_times()) {
+            s.push(d.as_nanos() as f64 / 1e3);
+        }
     }
     Ok(samples.map(|mut s| StageStats::from_samples(&mut s)))
 }

@@ -13,7 +13,7 @@ use crate::table::Table;
 use deepfashion::preprocess::{crop_resize_normalize, CropBox};
 use deepfashion::shop_table::Match as TableMatch;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Errors pairing a model with a table.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +136,9 @@ pub struct Pipeline {
     roi: RoiConfig,
     results: ResultsConfig,
     hits: [TableMatch; crate::result::MAX_MATCHES],
+    /// The last `process` call's stage times at full resolution
+    /// (preprocess, inference, decode, search, whole call).
+    stage_times: [Duration; 5],
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -170,6 +173,7 @@ impl Pipeline {
                 index: 0,
                 score: 0.0,
             }; crate::result::MAX_MATCHES],
+            stage_times: [Duration::ZERO; 5],
         })
     }
 
@@ -243,6 +247,14 @@ impl Pipeline {
         }
     }
 
+    /// The last [`Self::process`] call's stage times at full resolution:
+    /// preprocess, inference, decode, search, and the whole call (the
+    /// frame's `latency` has them in whole microseconds; a small model's
+    /// decode takes less than one).
+    pub fn stage_times(&self) -> [Duration; 5] {
+        self.stage_times
+    }
+
     /// The whole frame: preprocess, infer, decode, search, with timings.
     /// `capture_us` is the time the source took to deliver the frame.
     pub fn process(
@@ -264,14 +276,16 @@ impl Pipeline {
         let t3 = Instant::now();
         self.search(out);
         let t4 = Instant::now();
-        let us = |a: Instant, b: Instant| (b - a).as_micros().min(u32::MAX as u128) as u32;
+        self.stage_times = [t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0];
+        let us = |d: Duration| d.as_micros().min(u32::MAX as u128) as u32;
+        let [preprocess, inference, decode, search, whole] = self.stage_times.map(us);
         out.latency = StageLatency {
             capture_us,
-            preprocess_us: us(t0, t1),
-            inference_us: us(t1, t2),
-            decode_us: us(t2, t3),
-            search_us: us(t3, t4),
-            total_us: capture_us.saturating_add(us(t0, t4)),
+            preprocess_us: preprocess,
+            inference_us: inference,
+            decode_us: decode,
+            search_us: search,
+            total_us: capture_us.saturating_add(whole),
         };
         Ok(())
     }
