@@ -7,7 +7,7 @@
 
 use crate::benchmarks_md::Row;
 use crate::env;
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::process::Command;
 
 /// Arguments of `cargo xtask bench export`.
@@ -22,24 +22,6 @@ pub struct Args {
     /// Do not write BENCHMARKS.md (print only).
     #[arg(long)]
     pub no_write: bool,
-}
-
-fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
-    eprintln!("xtask: [bench export] {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("{what}: could not start"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let start = text.rfind("\n{").map(|i| i + 1).or_else(|| text.find('{'));
-    let start = start.context("no JSON in output")?;
-    serde_json::from_str(text[start..].trim()).with_context(|| format!("{what}: parsing {text}"))
 }
 
 fn f(v: &serde_json::Value, k: &str) -> f64 {
@@ -88,7 +70,8 @@ pub fn run(args: &Args) -> Result<()> {
         let mut row = vec![threads.to_string()];
         let mut vals = Vec::new();
         for m in ["edge.onnx", "edge.int8.onnx"] {
-            let v = json_of(
+            let v = env::json_of(
+                "tract model timing",
                 Command::new(&tool).args([
                     "model",
                     "--model",
@@ -98,13 +81,13 @@ pub fn run(args: &Args) -> Result<()> {
                     "--runs",
                     &runs,
                 ]),
-                "tract model timing",
             )?;
             vals.push(f(&v, "median_ms"));
         }
         for m in ["edge.onnx", "edge.int8.onnx"] {
             if have_ort {
-                let v = json_of(
+                let v = env::json_of(
+                    "onnxruntime timing",
                     env::command(&py).args([
                         env::root()
                             .join("bench/export_ort_bench.py")
@@ -114,7 +97,6 @@ pub fn run(args: &Args) -> Result<()> {
                         t.clone(),
                         runs.clone(),
                     ]),
-                    "onnxruntime timing",
                 )?;
                 vals.push(f(&v, "median_ms"));
             } else {
@@ -149,7 +131,8 @@ pub fn run(args: &Args) -> Result<()> {
         row.push(format!("{:.2}", vals[1] / vals[3]));
         model_rows.push(row);
     }
-    let search = json_of(
+    let search = env::json_of(
+        "table search timing",
         Command::new(&tool).args([
             "search",
             "--items",
@@ -159,10 +142,10 @@ pub fn run(args: &Args) -> Result<()> {
             "--dump",
             &p("search"),
         ]),
-        "table search timing",
     )?;
     let faiss = if have_faiss {
-        Some(json_of(
+        Some(env::json_of(
+            "faiss timing",
             env::command(&py).args([
                 env::root()
                     .join("bench/export_faiss_bench.py")
@@ -173,7 +156,6 @@ pub fn run(args: &Args) -> Result<()> {
                 "128".into(),
                 "20".into(),
             ]),
-            "faiss timing",
         )?)
     } else {
         eprintln!("xtask: [bench export] faiss missing in .venv: skipped (pip install faiss-cpu)");

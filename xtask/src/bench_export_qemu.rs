@@ -83,21 +83,6 @@ fn max_diff(a: &Outputs, b: &Outputs) -> Result<(f64, String)> {
     Ok(worst)
 }
 
-fn run_ok(cmd: &mut Command, what: &str) -> Result<String> {
-    eprintln!("xtask: [bench export-qemu] {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("{what}: could not start"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// One check's line in the report.
 struct Check {
     what: String,
@@ -163,7 +148,8 @@ pub fn run(args: &Args) -> Result<()> {
     ] {
         let model = p(file).display().to_string();
         let save = |who: &str| p(&format!("{form}-{who}")).display().to_string();
-        let x86_out = run_ok(
+        let x86_out = env::stdout_of(
+            "x86 export-bench model",
             Command::new(&x86).args([
                 "model",
                 "--model",
@@ -173,13 +159,13 @@ pub fn run(args: &Args) -> Result<()> {
                 "--save",
                 &save("x86"),
             ]),
-            "x86 export-bench model",
         )?;
         let x86_ops = ops_of(&x86_out)?;
         let reference = read_outputs(&p(&format!("{form}-x86/outputs.json")))?;
         for threads in ["1", "2"] {
             let who = format!("arm{threads}");
-            let out = run_ok(
+            let out = env::stdout_of(
+                "aarch64 export-bench model under qemu",
                 &mut on_arm(&[
                     "model",
                     "--model",
@@ -191,7 +177,6 @@ pub fn run(args: &Args) -> Result<()> {
                     "--save",
                     &save(&who),
                 ]),
-                "aarch64 export-bench model under qemu",
             )?;
             if threads == "1" {
                 census.push((form, x86_ops.clone(), ops_of(&out)?));
@@ -206,14 +191,14 @@ pub fn run(args: &Args) -> Result<()> {
             });
             if have_ort && threads == "1" {
                 let ort_json = p(&format!("{form}-ort.json"));
-                run_ok(
+                env::stdout_of(
+                    "onnxruntime outputs",
                     env::command(&py)
                         .arg(env::root().join("bench/export_ort_bench.py"))
                         .arg(&model)
                         .args(["1", "1"])
                         .arg(p(&format!("{form}-x86/input.f32")))
                         .arg(&ort_json),
-                    "onnxruntime outputs",
                 )?;
                 let ort = read_outputs(&ort_json)?;
                 if form == "fp32" {
@@ -274,7 +259,8 @@ pub fn run(args: &Args) -> Result<()> {
     let queries = args.queries.to_string();
     let search = |who: &str, mut cmd: Command| -> Result<(Vec<Vec<u32>>, serde_json::Value)> {
         let res = p(&format!("search-{who}.json"));
-        let out = run_ok(
+        let out = env::stdout_of(
+            "export-bench search",
             cmd.args([
                 "search",
                 "--items",
@@ -284,11 +270,10 @@ pub fn run(args: &Args) -> Result<()> {
                 "--results",
             ])
             .arg(&res),
-            "export-bench search",
         )?;
         let hits: Vec<Vec<u32>> = serde_json::from_slice(&std::fs::read(&res)?)
             .with_context(|| format!("parsing {}", res.display()))?;
-        Ok((hits, last_json(&out)?))
+        Ok((hits, env::last_json(&out)?))
     };
     let (x86_hits, x86_s) = search("x86", Command::new(&x86))?;
     let (arm_hits, arm_s) = search("arm", on_arm(&[]))?;
@@ -333,16 +318,9 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The last JSON object a tool printed.
-fn last_json(text: &str) -> Result<serde_json::Value> {
-    let start = text.rfind("\n{").map(|i| i + 1).or_else(|| text.find('{'));
-    let start = start.context("no JSON in output")?;
-    serde_json::from_str(text[start..].trim()).with_context(|| format!("parsing {text}"))
-}
-
 /// `op: count` pairs of the optimized plan (`export-bench model`'s `ops`).
 fn ops_of(text: &str) -> Result<OpCensus> {
-    let v = last_json(text)?;
+    let v = env::last_json(text)?;
     let ops = v["ops"]
         .as_array()
         .context("no `ops` in export-bench output")?;

@@ -7,7 +7,7 @@
 
 use crate::benchmarks_md::Row;
 use crate::env;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -53,24 +53,6 @@ for _ in range(frames):
 ts.sort()
 print(json.dumps({"mean_ms": sum(ts) / len(ts), "p50_ms": ts[len(ts) // 2], "p90_ms": ts[int(0.9 * (len(ts) - 1))], "ort": ort.__version__, "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 "#;
-
-fn json_of(cmd: &mut Command, what: &str) -> Result<serde_json::Value> {
-    eprintln!("xtask: [bench runtime] {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("{what}: could not start"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The JSON object is the last thing printed.
-    let start = text.find('{').context("no JSON in output")?;
-    serde_json::from_str(&text[start..]).with_context(|| format!("{what}: parsing {text}"))
-}
 
 /// Make the default edge int8 model and 10k table with `export` (the
 /// release binary in `bin`).
@@ -131,7 +113,8 @@ pub fn run(args: &Args) -> Result<()> {
     let mut rows = vec![];
     for threads in [1usize, 2] {
         let t = threads.to_string();
-        let rt = json_of(
+        let rt = env::json_of(
+            "fashion-runtime bench",
             Command::new(&bin)
                 .args([
                     "bench",
@@ -143,18 +126,18 @@ pub fn run(args: &Args) -> Result<()> {
                     "--model",
                 ])
                 .arg(&model),
-            "fashion-runtime bench",
         )?;
-        let ort = json_of(
+        let ort = env::json_of(
+            "onnxruntime",
             Command::new(env::venv_python())
                 .args(["-c", ORT_SCRIPT])
                 .arg(&model)
                 .args([&t, &frames]),
-            "onnxruntime",
         )?;
         rows.push((threads, rt, ort));
     }
-    let rss = json_of(
+    let rss = env::json_of(
+        "fashion-runtime bench with table",
         Command::new(&bin)
             .args([
                 "bench",
@@ -168,7 +151,6 @@ pub fn run(args: &Args) -> Result<()> {
             .arg(&model)
             .arg("--table")
             .arg(&table),
-        "fashion-runtime bench with table",
     )?;
     let mut md = render(&model, &rows, &rss)?;
     md.push_str(&crate::benchmarks_md::rows_comment(&summary_rows(

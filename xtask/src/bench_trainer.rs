@@ -4,7 +4,7 @@
 //! threads, same batch; prints both side by side with the ratio and
 //! rewrites the trainer section of `BENCHMARKS.md` (and its summary rows).
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use crate::benchmarks_md::Row;
 use crate::env;
@@ -30,27 +30,6 @@ pub struct Args {
     /// Do not write BENCHMARKS.md (print only).
     #[arg(long)]
     no_record: bool,
-}
-
-fn json_line(step: &str, cmd: &mut std::process::Command) -> Result<serde_json::Value> {
-    eprintln!("xtask: [{step}] {cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("step `{step}`: could not start"))?;
-    if !out.status.success() {
-        bail!(
-            "step `{step}` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .with_context(|| format!("step `{step}`: no JSON line in its output:\n{text}"))?;
-    serde_json::from_str(line).with_context(|| format!("step `{step}`: bad JSON `{line}`"))
 }
 
 /// Run the benchmark.
@@ -79,10 +58,10 @@ pub fn run(args: &Args) -> Result<()> {
         ];
         let mut t = env::command(&trainer);
         t.arg("bench-step").args(&common).env("RUST_LOG", "warn");
-        let tch = json_line(&format!("tch {cfg}"), &mut t)?;
+        let tch = env::json_of(&format!("tch {cfg}"), &mut t)?;
         let mut p = env::command(env::venv_python());
         p.arg(&script).args(&common);
-        let py = json_line(&format!("pytorch {cfg}"), &mut p)?;
+        let py = env::json_of(&format!("pytorch {cfg}"), &mut p)?;
         let ms = |v: &serde_json::Value| v["ms_per_step"].as_f64().unwrap_or(f64::NAN);
         rows.push((cfg.clone(), ms(&tch), ms(&py)));
     }

@@ -67,6 +67,44 @@ pub fn run(step: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Run a tool for its output: its stdout when it exits 0, else an error
+/// naming `step` with the tool's stderr.
+pub fn stdout_of(step: &str, cmd: &mut Command) -> Result<String> {
+    eprintln!("xtask: [{step}] {cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("step `{step}`: could not start {:?}", cmd.get_program()))?;
+    if !out.status.success() {
+        bail!(
+            "step `{step}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The last JSON object a tool printed: the last line that starts (at
+/// column 0) with `{`, parsed as one value; a pretty-printed object's inner
+/// lines are indented, and text after the object is ignored.
+pub fn last_json(text: &str) -> Result<serde_json::Value> {
+    let start = text
+        .rfind("\n{")
+        .map(|i| i + 1)
+        .or_else(|| text.starts_with('{').then_some(0))
+        .with_context(|| format!("no JSON object in the output:\n{text}"))?;
+    serde_json::Deserializer::from_str(&text[start..])
+        .into_iter::<serde_json::Value>()
+        .next()
+        .context("no JSON object in the output")?
+        .with_context(|| format!("bad JSON in the output:\n{}", &text[start..]))
+}
+
+/// [`stdout_of`] and [`last_json`]: a tool that reports one JSON object.
+pub fn json_of(step: &str, cmd: &mut Command) -> Result<serde_json::Value> {
+    last_json(&stdout_of(step, cmd)?).with_context(|| format!("step `{step}`"))
+}
+
 /// Whether a command runs and exits 0 (output discarded).
 pub fn succeeds(cmd: &mut Command) -> bool {
     cmd.stdout(std::process::Stdio::null())
@@ -98,4 +136,19 @@ pub fn utc_now(fmt: &str) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_json;
+
+    #[test]
+    fn last_json_finds_the_last_object_pretty_or_not() {
+        let v = last_json("log {not json}\n{\"a\": 1}\n{\"b\": 2}\ntrailing text\n").unwrap();
+        assert_eq!(v["b"], 2);
+        let v = last_json("{\n  \"x\": {\n    \"y\": 3\n  }\n}\n").unwrap();
+        assert_eq!(v["x"]["y"], 3);
+        assert!(last_json("no object here").is_err());
+        assert!(last_json("{\"broken\": \n").is_err());
+    }
 }
