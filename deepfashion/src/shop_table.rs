@@ -1,5 +1,6 @@
 //! The shop embedding table: a compact, checksummed, memory-mappable file of
-//! int8 item embeddings (one scale per item), item ids and optional metadata
+//! int8 item embeddings (centred on the gallery mean, an offset and a step
+//! per item: see [`format`]), item ids and optional metadata
 //! (name, price, URL), tied to the model that produced it by its
 //! fingerprint (DESIGN.md section 8). Written by `export gallery`, searched
 //! by the runtime on the board.
@@ -153,8 +154,9 @@ pub struct ShopTable {
     dim: usize,
     len: usize,
     fingerprint: String,
-    vectors_off: usize,
-    scales_off: usize,
+    mean_off: usize,
+    codes_off: usize,
+    params_off: usize,
     index_off: usize,
     records_off: usize,
 }
@@ -171,6 +173,10 @@ impl std::fmt::Debug for ShopTable {
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn f32_at(b: &[u8], off: usize) -> f32 {
+    f32::from_bits(u32_at(b, off))
 }
 
 fn u64_at(b: &[u8], off: usize) -> u64 {
@@ -229,43 +235,44 @@ impl ShopTable {
             });
         }
         let dim = u32_at(b, 12) as usize;
+        if dim == 0 || dim > MAX_DIM {
+            return Err(TableError::DimMismatch {
+                expected: MAX_DIM,
+                found: dim,
+                context: format!("table header (dimension must be in 1..={MAX_DIM})"),
+            });
+        }
         let len = usize::try_from(u64_at(b, 16))
             .map_err(|_| TableError::Invalid("item count overflows".into()))?;
         let offs: Vec<usize> = (0..5)
             .map(|k| usize::try_from(u64_at(b, 88 + 8 * k)).unwrap_or(usize::MAX))
             .collect();
-        let (vectors_off, scales_off, index_off, records_off, records_len) =
+        let (codes_off, params_off, index_off, records_off, records_len) =
             (offs[0], offs[1], offs[2], offs[3], offs[4]);
         // Recompute the layout from (dim, len, records_len) and require the
         // header to agree: a mismatch means a corrupt header.
-        let sizes = len
-            .checked_mul(dim)
-            .and_then(|v| len.checked_mul(4).map(|s| (v, s)));
-        let Some((vec_bytes, scale_bytes)) = sizes else {
+        let Some(layout) = Layout::new(dim, len, records_len) else {
             return Err(TableError::Invalid(format!(
-                "header claims {len} items of dimension {dim}"
+                "header claims {len} items of dimension {dim} and {records_len} bytes of records"
             )));
         };
-        if vec_bytes > b.len() || scale_bytes > b.len() {
+        if layout.records > b.len() {
             return Err(TableError::Truncated {
-                expected: HEADER_LEN.saturating_add(vec_bytes.max(scale_bytes)),
+                expected: layout.records.saturating_add(CHECKSUM_LEN),
                 found: b.len(),
             });
         }
-        let want_scales = align_up(HEADER_LEN + vec_bytes);
-        let want_index = align_up(want_scales + scale_bytes);
-        let want_records = align_up(want_index + 4 * (len + 1));
-        if vectors_off != HEADER_LEN
-            || scales_off != want_scales
-            || index_off != want_index
-            || records_off != want_records
+        if codes_off != layout.codes
+            || params_off != layout.params
+            || index_off != layout.index
+            || records_off != layout.records
             || records_len > u32::MAX as usize
         {
             return Err(TableError::Invalid(
                 "section offsets in the header do not match its dimension and item count".into(),
             ));
         }
-        let expected = align_up(records_off + records_len) + CHECKSUM_LEN;
+        let expected = layout.end + CHECKSUM_LEN;
         if b.len() < expected {
             return Err(TableError::Truncated {
                 expected,
@@ -287,13 +294,6 @@ impl ShopTable {
                 computed: hex(&computed),
             });
         }
-        if dim == 0 || dim > MAX_DIM {
-            return Err(TableError::DimMismatch {
-                expected: MAX_DIM,
-                found: dim,
-                context: format!("table header (dimension must be in 1..={MAX_DIM})"),
-            });
-        }
         let fp_raw = &b[24..24 + FINGERPRINT_LEN];
         let fp_len = fp_raw
             .iter()
@@ -306,8 +306,9 @@ impl ShopTable {
             dim,
             len,
             fingerprint,
-            vectors_off,
-            scales_off,
+            mean_off: layout.mean,
+            codes_off,
+            params_off,
             index_off,
             records_off,
             data,
@@ -318,10 +319,20 @@ impl ShopTable {
 
     fn check_contents(&self, records_len: usize) -> Result<(), TableError> {
         let b = self.data.bytes();
+        for j in 0..self.dim {
+            let m = f32_at(b, self.mean_off + 4 * j);
+            if !m.is_finite() {
+                return Err(TableError::Invalid(format!(
+                    "gallery mean component {j} is {m}"
+                )));
+            }
+        }
         for i in 0..self.len {
-            let s = f32::from_le_bytes(self.scale_bytes(i));
-            if !s.is_finite() || s < 0.0 {
-                return Err(TableError::Invalid(format!("item {i}: bad scale {s}")));
+            let (offset, step) = self.params(i);
+            if !offset.is_finite() || !step.is_finite() || step < 0.0 {
+                return Err(TableError::Invalid(format!(
+                    "item {i}: bad quantization offset {offset} / step {step}"
+                )));
             }
         }
         let mut prev = 0usize;
@@ -346,10 +357,11 @@ impl ShopTable {
         Ok(())
     }
 
-    fn scale_bytes(&self, i: usize) -> [u8; 4] {
+    /// Offset and step of item `i` (`i < len`).
+    fn params(&self, i: usize) -> (f32, f32) {
         let b = self.data.bytes();
-        let o = self.scales_off + 4 * i;
-        [b[o], b[o + 1], b[o + 2], b[o + 3]]
+        let o = self.params_off + 8 * i;
+        (f32_at(b, o), f32_at(b, o + 4))
     }
 
     fn record_bytes(&self, i: usize) -> &[u8] {
@@ -420,38 +432,72 @@ impl ShopTable {
         parse_record(self.record_bytes(i)).ok()
     }
 
-    /// The int8 vector of item `i` and its scale (`value ~= q * scale`).
-    pub fn vector(&self, i: usize) -> Option<(&[u8], f32)> {
+    /// The int8 codes of item `i` with its offset and step: component `j`
+    /// is stored as `mean[j] + offset + step * codes[j]` (see [`format`]),
+    /// within `step / 2` of the embedding the table was built from.
+    pub fn codes(&self, i: usize) -> Option<(&[u8], f32, f32)> {
         if i >= self.len {
             return None;
         }
-        let o = self.vectors_off + i * self.dim;
-        Some((
-            &self.data.bytes()[o..o + self.dim],
-            f32::from_le_bytes(self.scale_bytes(i)),
-        ))
+        let o = self.codes_off + i * self.dim;
+        let (offset, step) = self.params(i);
+        Some((&self.data.bytes()[o..o + self.dim], offset, step))
+    }
+
+    /// The gallery mean the items are stored around (`dim` values).
+    pub fn mean(&self) -> Vec<f32> {
+        let b = self.data.bytes();
+        (0..self.dim)
+            .map(|j| f32_at(b, self.mean_off + 4 * j))
+            .collect()
+    }
+
+    /// Item `i` as stored (the vector search scores against), written into
+    /// `out` (`dim` values); false when `i` or `out.len()` is out of range.
+    pub fn dequantize_into(&self, i: usize, out: &mut [f32]) -> bool {
+        let Some((codes, offset, step)) = self.codes(i) else {
+            return false;
+        };
+        if out.len() != self.dim {
+            return false;
+        }
+        let b = self.data.bytes();
+        for (j, (o, &c)) in out.iter_mut().zip(codes).enumerate() {
+            *o = f32_at(b, self.mean_off + 4 * j) + offset + step * f32::from(c as i8);
+        }
+        true
     }
 
     /// Exact top-k, `k = out.len()`: fills `out` with the best matches, best
     /// first (ties by lower index), and returns how many were written
-    /// (`min(k, len)`). The scan is an int8 x int8 dot product over every
-    /// item with the query quantized per call into a stack buffer; the best
-    /// `4k` (at most [`MAX_CANDIDATES`]) candidates are then rescored with
-    /// the float query against their stored int8 vectors, so the result is
-    /// the exact top-k of the stored vectors (what [`Self::search_float`]
-    /// returns) unless a true top-k item falls outside the int8 shortlist.
-    /// Nothing is allocated. A query whose length is not [`Self::dim`]
-    /// gives 0 matches (check with [`Self::check_model`]).
+    /// (`min(k, len)`). The scan is an int8 x int8 dot product of the
+    /// query, quantized per call into a stack buffer, with every item's
+    /// codes; the best `4k` (at most [`MAX_CANDIDATES`]) candidates are then
+    /// rescored with the float query against their stored vectors, so the
+    /// result is the exact top-k of the stored vectors (what
+    /// [`Self::search_float`] returns) unless a true top-k item falls
+    /// outside the int8 shortlist. Scores are dot products with the stored
+    /// vectors. Nothing is allocated. A query whose length is not
+    /// [`Self::dim`] gives 0 matches (check with [`Self::check_model`]).
     pub fn search_into(&self, query: &[f32], out: &mut [Match]) -> usize {
         if query.len() != self.dim || out.is_empty() || self.len == 0 {
             return 0;
         }
-        let mut qbuf = [0i8; MAX_DIM];
-        let q = &mut qbuf[..self.dim];
-        quantize_into(query, q);
         let b = self.data.bytes();
-        let vectors = &b[self.vectors_off..self.vectors_off + self.len * self.dim];
-        let scales = &b[self.scales_off..self.scales_off + 4 * self.len];
+        // q . stored_i = q . mean + offset_i * sum(q) + step_i * (q . codes_i)
+        let mut base = 0f32;
+        for (j, &x) in query.iter().enumerate() {
+            base += x * f32_at(b, self.mean_off + 4 * j);
+        }
+        let mut qbuf = [0i8; MAX_DIM];
+        let q8 = &mut qbuf[..self.dim];
+        let q = Query {
+            base,
+            sum: query.iter().sum(),
+            scale: quantize_into(query, q8),
+        };
+        let codes = &b[self.codes_off..self.codes_off + self.len * self.dim];
+        let params = &b[self.params_off..self.params_off + 8 * self.len];
         let k = out.len();
         let mut cand = [Match::default(); MAX_CANDIDATES];
         let shortlist: &mut [Match] = if k < MAX_CANDIDATES {
@@ -460,17 +506,17 @@ impl ShopTable {
         } else {
             &mut *out
         };
-        let filled = kernel::scan(vectors, scales, self.dim, q, shortlist);
+        let filled = kernel::scan(codes, params, self.dim, q8, &q, shortlist);
         for m in &mut shortlist[..filled] {
             let i = m.index as usize;
-            let v = &vectors[i * self.dim..(i + 1) * self.dim];
-            let s = f32::from_le_bytes(self.scale_bytes(i));
-            m.score = v
+            let v = &codes[i * self.dim..(i + 1) * self.dim];
+            let (offset, step) = self.params(i);
+            let dot = v
                 .iter()
                 .zip(query)
-                .map(|(&x, &y)| x as i8 as f32 * y)
-                .sum::<f32>()
-                * s;
+                .map(|(&x, &y)| f32::from(x as i8) * y)
+                .sum::<f32>();
+            m.score = q.base + offset * q.sum + step * dot;
         }
         // In-place, allocation-free sort (sort_unstable does not allocate).
         shortlist[..filled]
@@ -496,13 +542,23 @@ impl ShopTable {
         if query.len() != self.dim {
             return Vec::new();
         }
-        let mut deq = Vec::with_capacity(self.len * self.dim);
-        for i in 0..self.len {
-            let (v, s) = self.vector(i).expect("index in range");
-            deq.extend(v.iter().map(|&x| x as i8 as f32 * s));
+        let mut deq = vec![0f32; self.len * self.dim];
+        for (i, row) in deq.chunks_exact_mut(self.dim).enumerate() {
+            self.dequantize_into(i, row);
         }
         search_float(&deq, self.dim, query, k)
     }
+}
+
+/// What the int8 scan needs of a query besides its codes.
+#[derive(Debug, Clone, Copy)]
+struct Query {
+    /// `q . mean`.
+    base: f32,
+    /// Sum of the query's components (multiplies each item's offset).
+    sum: f32,
+    /// Scale of the query's int8 codes.
+    scale: f32,
 }
 
 /// Exact float top-k by dot product over row-major `vectors` (`n x dim`):
@@ -554,6 +610,31 @@ pub fn quantize_into(x: &[f32], out: &mut [i8]) -> f32 {
     scale
 }
 
+/// Affine 8-bit quantization of `x - mean` over its own range (the table's
+/// item storage, see [`format`]): writes codes in -128..=127 and returns
+/// `(offset, step)` with `x[j] ~= mean[j] + offset + step * out[j]`, each
+/// within `step / 2` (`step` = range / 255; 0 when `x - mean` is constant).
+pub fn quantize_item(x: &[f32], mean: &[f32], out: &mut [i8]) -> (f32, f32) {
+    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+    for (v, m) in x.iter().zip(mean) {
+        let d = v - m;
+        lo = lo.min(d);
+        hi = hi.max(d);
+    }
+    if !lo.is_finite() || !hi.is_finite() || hi <= lo {
+        out.iter_mut().for_each(|o| *o = 0);
+        let offset = if lo.is_finite() { lo } else { 0.0 };
+        return (offset, 0.0);
+    }
+    let step = (hi - lo) / 255.0;
+    let inv = 1.0 / step;
+    for (o, (v, m)) in out.iter_mut().zip(x.iter().zip(mean)) {
+        let c = ((v - m - lo) * inv).round().clamp(0.0, 255.0);
+        *o = (c as i32 - 128) as i8;
+    }
+    (lo + 128.0 * step, step)
+}
+
 fn parse_record(mut r: &[u8]) -> Result<ItemRef<'_>, String> {
     let mut fields: [Option<&str>; 4] = [None; 4];
     for (k, name) in ["id", "name", "price", "url"].iter().enumerate() {
@@ -588,10 +669,12 @@ fn parse_record(mut r: &[u8]) -> Result<ItemRef<'_>, String> {
 }
 
 mod kernel {
-    //! The scan loop: int8 dot products and a running top-k. The body is
-    //! written so LLVM vectorizes it (i8 x i8 -> i32 in fixed chunks); on
-    //! x86-64 an AVX2 copy is selected at run time.
-    use super::Match;
+    //! The scan loop: int8 dot products and a running top-k. The portable
+    //! body is written so LLVM vectorizes it (i8 x i8 -> i32 in fixed
+    //! chunks; NEON on the boards); on x86-64 an AVX2 version with
+    //! `vpmaddwd` (16 products and pairwise sums per instruction) is
+    //! selected at run time.
+    use super::{Match, Query};
 
     #[inline(always)]
     fn dot(a: &[u8], q: &[i8]) -> i32 {
@@ -630,22 +713,26 @@ mod kernel {
         out[j] = m;
     }
 
+    /// The running top-k over every item, with `dot(codes_i)` the int8 dot
+    /// product of item `i` with the query.
     #[inline(always)]
-    fn scan_generic(
-        vectors: &[u8],
-        scales: &[u8],
+    fn scan_with(
+        codes: &[u8],
+        params: &[u8],
         dim: usize,
-        q: &[i8],
+        q: &Query,
         out: &mut [Match],
+        dot: impl Fn(&[u8]) -> i32,
     ) -> usize {
         let mut filled = 0;
-        for (i, (v, s)) in vectors
+        for (i, (v, p)) in codes
             .chunks_exact(dim)
-            .zip(scales.chunks_exact(4))
+            .zip(params.chunks_exact(8))
             .enumerate()
         {
-            let scale = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-            let score = dot(v, q) as f32 * scale;
+            let offset = f32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+            let step = f32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+            let score = q.base + offset * q.sum + step * q.scale * dot(v) as f32;
             if filled == out.len() && score < out[filled - 1].score {
                 continue;
             }
@@ -663,29 +750,107 @@ mod kernel {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
+    /// `a . q` over int8 codes and an int8 query (`a.len() <= q.len()`).
+    /// `vpmaddubsw` multiplies unsigned by signed bytes, so the products are
+    /// formed as `|a| * (q with a's sign)`: with |a| <= 128 and |q| <= 127 a
+    /// pair sums to at most 32,512, below the i16 saturation.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    unsafe fn dot_avx2(a: &[u8], q: &[i8]) -> i32 {
+        use std::arch::x86_64::*;
+        let n = a.len();
+        assert!(q.len() >= n);
+        let chunks = n / 32;
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = _mm256_setzero_si256();
+        for c in 0..chunks {
+            // SAFETY: 32 bytes of `a` and of `q` from 32 * c are in bounds
+            // (c < n / 32, q.len() >= n); loads are unaligned.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_si256(a.as_ptr().add(32 * c) as *const __m256i),
+                    _mm256_loadu_si256(q.as_ptr().add(32 * c) as *const __m256i),
+                )
+            };
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones));
+        }
+        let s4 = _mm_add_epi32(
+            _mm256_castsi256_si128(acc),
+            _mm256_extracti128_si256::<1>(acc),
+        );
+        let s2 = _mm_add_epi32(s4, _mm_shuffle_epi32::<0b01_00_11_10>(s4));
+        let s1 = _mm_add_epi32(s2, _mm_shuffle_epi32::<0b10_11_00_01>(s2));
+        let mut s = _mm_cvtsi128_si32(s1);
+        for j in 32 * chunks..n {
+            s += a[j] as i8 as i32 * q[j] as i32;
+        }
+        s
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
     /// # Safety
     /// The CPU must support AVX2.
     unsafe fn scan_avx2(
-        vectors: &[u8],
-        scales: &[u8],
+        codes: &[u8],
+        params: &[u8],
         dim: usize,
-        q: &[i8],
+        q8: &[i8],
+        q: &Query,
         out: &mut [Match],
     ) -> usize {
-        scan_generic(vectors, scales, dim, q, out)
+        // SAFETY: this function runs only where AVX2 is supported.
+        scan_with(codes, params, dim, q, out, |v| unsafe { dot_avx2(v, q8) })
     }
 
-    /// Scan every item; `out` receives the top `out.len()` unscaled-by-query
-    /// scores. Returns the number filled.
-    pub fn scan(vectors: &[u8], scales: &[u8], dim: usize, q: &[i8], out: &mut [Match]) -> usize {
+    /// Scan every item; `out` receives the top `out.len()` approximate
+    /// scores (int8 query). Returns the number filled.
+    pub(super) fn scan(
+        codes: &[u8],
+        params: &[u8],
+        dim: usize,
+        q8: &[i8],
+        q: &Query,
+        out: &mut [Match],
+    ) -> usize {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU supports AVX2 (checked just above).
-                return unsafe { scan_avx2(vectors, scales, dim, q, out) };
+                return unsafe { scan_avx2(codes, params, dim, q8, q, out) };
             }
         }
-        scan_generic(vectors, scales, dim, q, out)
+        scan_with(codes, params, dim, q, out, |v| dot(v, q8))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn avx2_dot_equals_the_portable_dot() {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                for n in [1usize, 31, 32, 33, 64, 100, 128, 4096] {
+                    let a: Vec<u8> = (0..n).map(|i| (i * 37 % 256) as u8).collect();
+                    let q: Vec<i8> = (0..n)
+                        .map(|i| ((i * 53 % 255) as i32 - 127) as i8)
+                        .collect();
+                    // SAFETY: AVX2 checked above.
+                    let fast = unsafe { super::dot_avx2(&a, &q) };
+                    assert_eq!(fast, super::dot(&a, &q), "n = {n}");
+                    // The extremes: codes -128 against queries -127 and 127,
+                    // where an unguarded vpmaddubsw would saturate.
+                    for (x, y) in [(-128i8, -127i8), (-128, 127), (127, 127), (-127, -127)] {
+                        let a = vec![x as u8; n];
+                        let q = vec![y; n];
+                        // SAFETY: AVX2 checked above.
+                        let fast = unsafe { super::dot_avx2(&a, &q) };
+                        assert_eq!(fast, x as i32 * y as i32 * n as i32, "n = {n}, {x} x {y}");
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -51,12 +51,31 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
         assert_eq!(r.name, it.name.as_deref());
         assert_eq!(r.price, it.price.as_deref());
         assert_eq!(r.url, it.url.as_deref());
-        let (q, s) = t.vector(i).unwrap();
-        for (a, b) in q.iter().zip(&it.embedding) {
-            assert!((*a as i8 as f32 * s - b).abs() <= s * 0.5 + 1e-7);
+        let (_, _, step) = t.codes(i).unwrap();
+        let mut stored = vec![0f32; dim];
+        assert!(t.dequantize_into(i, &mut stored));
+        for (a, b) in stored.iter().zip(&it.embedding) {
+            assert!(
+                (a - b).abs() <= step * 0.5 + 1e-6,
+                "{a} vs {b}, step {step}"
+            );
         }
+        // The step is the item's range around the mean over 255 levels.
+        let mean = t.mean();
+        let d: Vec<f32> = it.embedding.iter().zip(&mean).map(|(x, m)| x - m).collect();
+        let range =
+            d.iter().cloned().fold(f32::MIN, f32::max) - d.iter().cloned().fold(f32::MAX, f32::min);
+        assert!((step * 255.0 - range).abs() <= 1e-5, "{step} vs {range}");
     }
     assert!(t.get(300).is_none());
+    assert!(t.codes(300).is_none());
+    assert!(!t.dequantize_into(300, &mut vec![0f32; dim]));
+    assert!(!t.dequantize_into(0, &mut vec![0f32; dim - 1]));
+    // The stored mean is the items' mean.
+    for (j, m) in t.mean().iter().enumerate() {
+        let want = its.iter().map(|it| it.embedding[j]).sum::<f32>() / its.len() as f32;
+        assert!((m - want).abs() < 1e-6, "mean[{j}] {m} vs {want}");
+    }
     for i in [0usize, 17, 299] {
         let m = t.search(&its[i].embedding, 5);
         assert_eq!(m.len(), 5);
@@ -64,7 +83,8 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
         assert!((m[0].score - 1.0).abs() < 0.02, "{}", m[0].score);
         assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
     }
-    // Sections are 64-byte aligned and the per-item cost is D + 8 + strings.
+    // Sections are 64-byte aligned and the per-item cost is D + 12 + strings
+    // (the export issue allows D + 16 plus ids).
     let bytes = std::fs::read(&path).unwrap();
     let strings: usize = its
         .iter()
@@ -75,8 +95,8 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
                 + it.url.as_ref().map_or(0, |s| s.len())
         })
         .sum();
-    let fixed = format::HEADER_LEN + format::CHECKSUM_LEN + 4 * format::ALIGN + 4;
-    assert!(bytes.len() <= fixed + 300 * (dim + 8) + strings);
+    let fixed = format::HEADER_LEN + 4 * dim + format::CHECKSUM_LEN + 5 * format::ALIGN + 4;
+    assert!(bytes.len() <= fixed + 300 * (dim + 12) + strings);
     for k in 0..4 {
         assert_eq!(u64_at(&bytes, 88 + 8 * k) % 64, 0);
     }
@@ -218,4 +238,53 @@ fn open_names_missing_file_and_writer_refuses_bad_items() {
     assert!(w.is_empty());
     assert!(TableWriter::new("fp", 0).is_err());
     assert!(TableWriter::new(&"x".repeat(65), 4).is_err());
+}
+
+#[test]
+fn item_quantization_uses_the_whole_code_range_around_the_mean() {
+    let mean = [0.5f32, -0.25, 0.0, 1.0, 0.1];
+    let x = [0.9f32, -0.25, -0.3, 1.2, 0.1];
+    let mut c = [0i8; 5];
+    let (offset, step) = quantize_item(&x, &mean, &mut c);
+    // x - mean = [0.4, 0, -0.3, 0.2, 0]: range 0.7 over 255 steps, the
+    // smallest difference on code -128 and the largest on 127.
+    assert!((step - 0.7 / 255.0).abs() < 1e-7, "{step}");
+    assert_eq!(c[2], -128);
+    assert_eq!(c[0], 127);
+    for j in 0..5 {
+        let back = mean[j] + offset + step * f32::from(c[j]);
+        assert!(
+            (back - x[j]).abs() <= step / 2.0 + 1e-6,
+            "{j}: {back} vs {}",
+            x[j]
+        );
+    }
+    // A vector equal to the mean plus a constant: step 0, exact.
+    // (Binary fractions, so that every difference is exactly 0.5.)
+    let mean = [0.5f32, -0.25, 0.0, 1.0, 0.125];
+    let (offset, step) = quantize_item(&[1.0, 0.25, 0.5, 1.5, 0.625], &mean, &mut c);
+    assert_eq!(step, 0.0);
+    assert_eq!(offset, 0.5);
+    assert_eq!(c, [0; 5]);
+}
+
+#[test]
+fn identical_items_give_a_table_that_still_searches() {
+    let mut its = items(4, 8, 11);
+    let same = its[0].embedding.clone();
+    for it in &mut its {
+        it.embedding = same.clone();
+    }
+    let t = ShopTable::from_bytes(table_bytes(&its, 8)).unwrap();
+    let m = t.search(&same, 4);
+    assert_eq!(m.len(), 4);
+    // Every item is stored exactly (as the mean): score = |same|^2 = 1.
+    for x in &m {
+        assert!((x.score - 1.0).abs() < 1e-5, "{}", x.score);
+    }
+    assert_eq!(
+        m.iter().map(|x| x.index).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3],
+        "ties go to the lower index"
+    );
 }
