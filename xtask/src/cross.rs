@@ -164,14 +164,6 @@ fn zigbuild() -> Command {
 /// `qemu` profile. Building also leaves the aarch64 `fashion-runtime`
 /// binary, which firmware-config's bundle tests pack; returns its path.
 pub fn test_under_qemu(run: bool) -> Result<std::path::PathBuf> {
-    let (mut cmd, step, binary) = qemu_tests_command(run)?;
-    env::run(step, &mut cmd)?;
-    Ok(binary)
-}
-
-/// The `cargo zigbuild test` command of [`test_under_qemu`], its step name
-/// and the aarch64 runtime binary it leaves.
-fn qemu_tests_command(run: bool) -> Result<(Command, &'static str, std::path::PathBuf)> {
     let t = CrossTarget::by_triple("aarch64-unknown-linux-gnu")?;
     if t.qemu_binary().is_none() {
         bail!("qemu-aarch64(-static) missing: run `cargo xtask setup`");
@@ -195,22 +187,8 @@ fn qemu_tests_command(run: bool) -> Result<(Command, &'static str, std::path::Pa
     } else {
         "build the runtime and its tests for aarch64 (zig, glibc 2.17)"
     };
-    Ok((cmd, step, t.binary("qemu")))
-}
-
-/// The ARM builds `cargo xtask test` needs, output to `log`: the runtime's
-/// aarch64 tests (see [`test_under_qemu`]) and an armv7 runtime in the
-/// quick `board-check` profile (firmware-config's bundle tests check its
-/// ELF header and glibc needs, not its speed). Returns the aarch64 and
-/// armv7 runtimes.
-/// They use their own profile folders, so they can run while another cargo
-/// builds the host's `debug` profile.
-pub fn boards_for_tests(log: &std::path::Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
-    let (mut cmd, step, aarch64) = qemu_tests_command(false)?;
-    env::run_logged(step, &mut cmd, log)?;
-    let (mut cmd, step, armv7) = armv7_command()?;
-    env::run_logged(step, &mut cmd, log)?;
-    Ok((aarch64, armv7))
+    env::run(step, &mut cmd)?;
+    Ok(t.binary("qemu"))
 }
 
 /// Build `export-bench` (the export benchmark's tract and table-search
@@ -235,11 +213,11 @@ pub fn export_bench_for_aarch64() -> Result<std::path::PathBuf> {
     Ok(t.binary_named("qemu", "export-bench"))
 }
 
-/// The armv7 `fashion-runtime` build (zig, glibc [`BOARD_GLIBC`]) in the
+/// Build the armv7 `fashion-runtime` (zig, glibc [`BOARD_GLIBC`]) in the
 /// quick-to-build `board-check` profile for firmware-config's bundle tests
-/// (they check its ELF header and glibc needs, not its speed): the command,
-/// its step name and the binary it leaves.
-fn armv7_command() -> Result<(Command, &'static str, std::path::PathBuf)> {
+/// (they check its ELF header and glibc needs, not its speed); returns its
+/// path.
+pub fn armv7_for_bundle_tests() -> Result<std::path::PathBuf> {
     let t = CrossTarget::by_triple("armv7-unknown-linux-gnueabihf")?;
     let mut cmd = zigbuild();
     cmd.args([
@@ -252,9 +230,6 @@ fn armv7_command() -> Result<(Command, &'static str, std::path::PathBuf)> {
         "board-check",
     ]);
     t.apply_zig_env(&mut cmd);
-    Ok((
-        cmd,
-        "build the runtime for armv7 (zig, glibc 2.17)",
-        t.binary("board-check"),
-    ))
+    env::run("build the runtime for armv7 (zig, glibc 2.17)", &mut cmd)?;
+    Ok(t.binary("board-check"))
 }

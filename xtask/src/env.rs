@@ -67,39 +67,6 @@ pub fn run(step: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// [`run`] with the command's stdout and stderr appended to `log` instead of
-/// the terminal (for a step that runs beside another one): fails with the
-/// step name, the log's path and its last 40 lines.
-pub fn run_logged(step: &str, cmd: &mut Command, log: &Path) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .with_context(|| format!("step `{step}`: opening its log {}", log.display()))?;
-    writeln!(f, "xtask: [{step}] {cmd:?}")?;
-    eprintln!("xtask: [{step}] started (output in {})", log.display());
-    let started = std::time::Instant::now();
-    let status = cmd
-        .stdout(f.try_clone()?)
-        .stderr(f.try_clone()?)
-        .status()
-        .with_context(|| format!("step `{step}`: could not start {:?}", cmd.get_program()))?;
-    let secs = started.elapsed().as_secs_f64();
-    if !status.success() {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-        bail!(
-            "step `{step}` failed ({status}) after {secs:.0} s; last lines of {}:\n{tail}",
-            log.display()
-        );
-    }
-    writeln!(f, "xtask: [{step}] done in {secs:.0} s")?;
-    eprintln!("xtask: [{step}] done in {secs:.0} s");
-    Ok(())
-}
-
 /// Run a tool for its output: its stdout when it exits 0, else an error
 /// naming `step` with the tool's stderr.
 pub fn stdout_of(step: &str, cmd: &mut Command) -> Result<String> {

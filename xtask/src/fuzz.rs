@@ -6,7 +6,6 @@
 //! `fuzz` section of BENCHMARKS.md.
 
 use anyhow::{bail, Context, Result};
-use std::path::Path;
 use std::process::Command;
 
 use crate::{benchmarks_md, env};
@@ -58,37 +57,6 @@ fn host_triple() -> Result<String> {
         .context("rustc -vV printed no host line")
 }
 
-/// Step name of the instrumented build.
-const BUILD_STEP: &str = "fuzz: build the instrumented targets";
-
-/// The instrumented build of every target for `host`.
-fn build_command(host: &str) -> Result<Command> {
-    let fuzz = env::root().join("fuzz");
-    let mut cmd = env::cargo();
-    // An explicit --target (as cargo fuzz passes) keeps RUSTFLAGS off build
-    // scripts and proc macros, which must not be instrumented.
-    cmd.args([
-        "build",
-        "--release",
-        "--bins",
-        "--target",
-        host,
-        "--manifest-path",
-    ])
-    .arg(fuzz.join("Cargo.toml"))
-    // Its own target dir: instrumented objects must not mix with the
-    // workspace's.
-    .env("CARGO_TARGET_DIR", fuzz.join("target"))
-    .env("RUSTFLAGS", RUSTFLAGS);
-    Ok(cmd)
-}
-
-/// Only the instrumented build, output to `log` (for `cargo xtask test`,
-/// which builds it beside other work and runs the targets later).
-pub fn build_logged(log: &Path) -> Result<()> {
-    env::run_logged(BUILD_STEP, &mut build_command(&host_triple()?)?, log)
-}
-
 /// One target's run.
 struct Outcome {
     target: &'static str,
@@ -117,8 +85,26 @@ pub fn run(a: &Args) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
+    // An explicit --target (as cargo fuzz passes) keeps RUSTFLAGS off build
+    // scripts and proc macros, which must not be instrumented.
     let host = host_triple()?;
-    env::run(BUILD_STEP, &mut build_command(&host)?)?;
+    env::run(
+        "fuzz: build the instrumented targets",
+        env::cargo()
+            .args([
+                "build",
+                "--release",
+                "--bins",
+                "--target",
+                &host,
+                "--manifest-path",
+            ])
+            .arg(fuzz.join("Cargo.toml"))
+            // Its own target dir: instrumented objects must not mix with the
+            // workspace's.
+            .env("CARGO_TARGET_DIR", fuzz.join("target"))
+            .env("RUSTFLAGS", RUSTFLAGS),
+    )?;
     let mut outcomes = Vec::new();
     for &(t, what) in &targets {
         let corpus = fuzz.join("corpus").join(t);

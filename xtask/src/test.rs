@@ -31,41 +31,6 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if !args.no_lint {
         env::run("fmt", env::cargo().args(["fmt", "--all", "--", "--check"]))?;
-    }
-    // The runtime for the boards, linked by zig against glibc 2.17 as
-    // bundles are: the aarch64 build (with the runtime's tests, run under
-    // qemu below) and an armv7 one; firmware-config's bundle tests pack
-    // both. They build in their own profile folders while clippy and the
-    // x86-64 test build run here: each of those builds spends long stretches
-    // on one crate (tract-core) with one core idle, so side by side they
-    // take far less than one after the other. The fuzz targets'
-    // instrumented build (own target folder) follows them there. Their
-    // output goes to a log.
-    let qemu = !args.no_qemu;
-    let fuzz_build = args.fuzz_seconds > 0;
-    let background = if qemu || fuzz_build {
-        let log = env::target_dir().join("xtask-background.log");
-        std::fs::create_dir_all(env::target_dir())?;
-        let _ = std::fs::remove_file(&log);
-        eprintln!(
-            "xtask: ARM and fuzz builds run beside clippy and the test build; their output: {}",
-            log.display()
-        );
-        Some(std::thread::spawn(move || -> Result<_> {
-            let boards = if qemu {
-                Some(cross::boards_for_tests(&log)?)
-            } else {
-                None
-            };
-            if fuzz_build {
-                fuzz::build_logged(&log)?;
-            }
-            Ok(boards)
-        }))
-    } else {
-        None
-    };
-    if !args.no_lint {
         env::run(
             "clippy",
             env::cargo().args([
@@ -78,16 +43,16 @@ pub fn run(args: &Args) -> Result<()> {
             ]),
         )?;
     }
-    env::run(
-        "build the tests",
-        env::cargo().args(["test", "--workspace", "--no-run"]),
-    )?;
-    let boards = match background {
-        Some(handle) => handle
-            .join()
-            .map_err(|_| anyhow::anyhow!("the ARM and fuzz build thread panicked"))??,
-        None => None,
-    };
+    // The runtime for the boards, linked by zig against glibc 2.17 as
+    // bundles are: the aarch64 build (with the runtime's tests, run under
+    // qemu below) and an armv7 one. firmware-config's bundle tests pack both.
+    let qemu = !args.no_qemu;
+    let mut boards = None;
+    if qemu {
+        let aarch64 = cross::test_under_qemu(false)?;
+        let armv7 = cross::armv7_for_bundle_tests()?;
+        boards = Some((aarch64, armv7));
+    }
     let mut test = env::cargo();
     // Every failing test in one run (CI shows them all, not just the first
     // failing test binary's).
