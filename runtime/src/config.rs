@@ -255,7 +255,7 @@ impl DeviceConfig {
     /// Threads to use (resolving 0 to the core count).
     pub fn threads(&self) -> usize {
         if self.engine.threads == 0 {
-            crate::engine::available_cores()
+            crate::available_cores()
         } else {
             self.engine.threads
         }

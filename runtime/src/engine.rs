@@ -262,9 +262,4 @@ fn executor(threads: usize) -> tract_linalg::multithread::Executor {
     }
 }
 
-/// Number of CPU cores (at least 1).
-pub fn available_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-}
+pub use crate::available_cores;

@@ -18,17 +18,30 @@
 //! - [`result`], [`outputs`]: the per-frame result and where it goes;
 //!   [`sink`] connects the frame loop to the outputs a config asks for.
 
+#[cfg(feature = "engine")]
 pub mod bench;
 pub mod config;
 pub mod demo_assets;
+#[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "engine")]
 pub mod model_info;
 pub mod outputs;
+#[cfg(feature = "engine")]
 pub mod pipeline;
 pub mod result;
 pub mod signals;
+#[cfg(feature = "engine")]
 pub mod sink;
 pub mod sources;
 pub mod stats;
 pub mod table;
+#[cfg(feature = "engine")]
 pub mod tag;
+
+/// Number of CPU cores (at least 1): the default thread count.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
