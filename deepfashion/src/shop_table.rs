@@ -791,6 +791,9 @@ mod kernel {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
+    /// [`scan_with`] compiled with AVX2 enabled, so that [`dot_avx2`] is
+    /// inlined into the loop instead of called once per item.
+    ///
     /// # Safety
     /// The CPU must support AVX2.
     unsafe fn scan_avx2(

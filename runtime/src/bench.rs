@@ -8,8 +8,9 @@
 //! numbers are preprocess + inference + decode + search (capture depends on
 //! the camera and is reported by `tag`'s stats line).
 
+use crate::available_cores;
 use crate::config::{ResultsConfig, RoiConfig};
-use crate::engine::{available_cores, EngineOptions};
+use crate::engine::EngineOptions;
 use crate::model_info::GraphForm;
 use crate::pipeline::Pipeline;
 use crate::result::FrameResult;

@@ -261,5 +261,3 @@ fn executor(threads: usize) -> tract_linalg::multithread::Executor {
         Executor::multithread(threads)
     }
 }
-
-pub use crate::available_cores;

@@ -55,9 +55,9 @@ pub const FINGERPRINT_LEN: usize = 64;
 /// Field length marking an absent optional field.
 pub const ABSENT: u16 = u16::MAX;
 
-/// Round `n` up to the section alignment.
-pub fn align_up(n: usize) -> usize {
-    n.div_ceil(ALIGN) * ALIGN
+/// Round `n` up to the section alignment (`None` on overflow).
+pub fn align_up(n: usize) -> Option<usize> {
+    n.checked_next_multiple_of(ALIGN)
 }
 
 /// Section offsets of a table with `n` items of dimension `dim` and
@@ -82,13 +82,12 @@ impl Layout {
     /// The layout for `n` items of dimension `dim` with `records_len` bytes
     /// of records (`None` when it does not fit in `usize`).
     pub fn new(dim: usize, n: usize, records_len: usize) -> Option<Self> {
-        let up = |x: usize| x.checked_add(ALIGN - 1).map(|v| v / ALIGN * ALIGN);
         let mean = HEADER_LEN;
-        let codes = up(mean.checked_add(dim.checked_mul(4)?)?)?;
-        let params = up(codes.checked_add(n.checked_mul(dim)?)?)?;
-        let index = up(params.checked_add(n.checked_mul(8)?)?)?;
-        let records = up(index.checked_add(n.checked_add(1)?.checked_mul(4)?)?)?;
-        let end = up(records.checked_add(records_len)?)?;
+        let codes = align_up(mean.checked_add(dim.checked_mul(4)?)?)?;
+        let params = align_up(codes.checked_add(n.checked_mul(dim)?)?)?;
+        let index = align_up(params.checked_add(n.checked_mul(8)?)?)?;
+        let records = align_up(index.checked_add(n.checked_add(1)?.checked_mul(4)?)?)?;
+        let end = align_up(records.checked_add(records_len)?)?;
         Some(Self {
             mean,
             codes,
