@@ -142,8 +142,10 @@ MMMExternKernel! { x86_64; avx_mmm_i32_8x4<i32>(8,4)@(256,4) isa(X86_64Avx)
     store(i8)
 }
 
+// Patched (PATCHED.md): the i8i8 loop reads the K=4-inner PackedI8K4 layout
+// and multiplies with VPMADDWD, exact for all i8 values.
 MMMExternKernel! { x86_64; avx2_mmm_i32_8x8<i32>(8,8)@(256,4) isa(X86_64Avx2)
-    packing[1] = i8i8 => |k| k.with_packing(PackedFormat::new(DatumType::I8, 8, 256), PackedFormat::new(DatumType::I8, 8, 4));
+    packing[1] = i8i8 => |k| k.with_packing(PackedI8K4::new(8), PackedI8K4::new(8));
 
     store(i8)
 }
