@@ -1183,28 +1183,28 @@ where
     }
 
     #[inline]
-    fn write_slice(&mut self, ts: &[T]) {
-        let n = ts.len();
-        if n == 0 {
-            return;
-        }
-        let pw = self.panel_width();
-        if self.local_mn + n <= pw {
-            // Whole slice stays inside the current (panel, k): tight stride-4 store.
+    fn write_slice(&mut self, mut ts: &[T]) {
+        // Patched (PATCHED.md): a slice that spans several panels (an im2col
+        // row is usually wider than r) is written panel by panel with the
+        // tight stride-4 store, instead of element by element through
+        // `write` and `advance`.
+        while !ts.is_empty() {
+            let take = (self.panel_width() - self.local_mn).min(ts.len());
+            if take == 0 {
+                // Only an empty (mn = 0) buffer has a zero-width panel.
+                return;
+            }
             unsafe {
                 let mut d = self.base.add(
                     self.panel * self.panel_len + self.kb * self.r4 + self.local_mn * 4 + self.kr,
                 );
-                for &t in ts {
+                for &t in &ts[..take] {
                     *d = t;
                     d = d.add(4);
                 }
             }
-            self.advance(n);
-        } else {
-            for &t in ts {
-                self.write(t);
-            }
+            self.advance(take);
+            ts = &ts[take..];
         }
     }
 }
