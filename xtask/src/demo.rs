@@ -36,11 +36,12 @@ pub fn run(args: &Args) -> Result<()> {
     }
     // The `demo` profile (Cargo.toml): quick to compile on a fresh machine,
     // fast where the frame loop needs it.
+    const PROFILE: &str = "demo";
     env::run(
         "build",
-        env::cargo().args(["build", "-p", "fashion-runtime", "--profile", "demo"]),
+        env::cargo().args(["build", "-p", "fashion-runtime", "--profile", PROFILE]),
     )?;
-    let bin = env::target_dir().join("demo").join("fashion-runtime");
+    let bin = env::target_dir().join(PROFILE).join("fashion-runtime");
     eprintln!(
         "xtask: live tags below (JSON lines); preview at http://{}/ ; Ctrl-C stops. \
          The demo model knows only synthetic garments (README.md: training on DeepFashion).",
