@@ -1,6 +1,7 @@
 //! The shop embedding table: a compact, checksummed, memory-mappable file of
-//! int8 item embeddings (centred on the gallery mean, an offset and a step
-//! per item: see [`format`]), item ids and optional metadata
+//! int8 item embeddings (centred on the gallery mean, in one of two
+//! encodings chosen per gallery: see [`format`] and [`encode`]), item ids
+//! and optional metadata
 //! (name, price, URL), tied to the model that produced it by its
 //! fingerprint (DESIGN.md section 8). Written by `export gallery`, searched
 //! by the runtime on the board.
@@ -13,9 +14,11 @@
 //!
 //! This module uses neither tract nor tch.
 
+pub mod encode;
 pub mod format;
 
-pub use format::{write_atomic, TableWriter};
+pub use encode::PCA_MAX_DIM;
+pub use format::{write_atomic, Encoding, TableWriter};
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -154,7 +157,9 @@ pub struct ShopTable {
     dim: usize,
     len: usize,
     fingerprint: String,
+    encoding: Encoding,
     mean_off: usize,
+    axes_off: usize,
     codes_off: usize,
     params_off: usize,
     index_off: usize,
@@ -167,6 +172,7 @@ impl std::fmt::Debug for ShopTable {
             .field("dim", &self.dim)
             .field("len", &self.len)
             .field("fingerprint", &self.fingerprint)
+            .field("encoding", &self.encoding)
             .finish()
     }
 }
@@ -249,9 +255,11 @@ impl ShopTable {
             .collect();
         let (codes_off, params_off, index_off, records_off, records_len) =
             (offs[0], offs[1], offs[2], offs[3], offs[4]);
-        // Recompute the layout from (dim, len, records_len) and require the
-        // header to agree: a mismatch means a corrupt header.
-        let Some(layout) = Layout::new(dim, len, records_len) else {
+        let encoding = Encoding::from_header(u32_at(b, 128), u32_at(b, 132), dim)
+            .map_err(|e| TableError::Invalid(format!("header: {e}")))?;
+        // Recompute the layout from (dim, len, records_len, encoding) and
+        // require the header to agree: a mismatch means a corrupt header.
+        let Some(layout) = Layout::new(dim, len, records_len, encoding) else {
             return Err(TableError::Invalid(format!(
                 "header claims {len} items of dimension {dim} and {records_len} bytes of records"
             )));
@@ -306,7 +314,9 @@ impl ShopTable {
             dim,
             len,
             fingerprint,
+            encoding,
             mean_off: layout.mean,
+            axes_off: layout.axes,
             codes_off,
             params_off,
             index_off,
@@ -327,12 +337,37 @@ impl ShopTable {
                 )));
             }
         }
-        for i in 0..self.len {
-            let (offset, step) = self.params(i);
-            if !offset.is_finite() || !step.is_finite() || step < 0.0 {
-                return Err(TableError::Invalid(format!(
-                    "item {i}: bad quantization offset {offset} / step {step}"
-                )));
+        match self.encoding {
+            Encoding::ItemAffine => {
+                for i in 0..self.len {
+                    let (offset, step) = self.params(i);
+                    if !offset.is_finite() || !step.is_finite() || step < 0.0 {
+                        return Err(TableError::Invalid(format!(
+                            "item {i}: bad quantization offset {offset} / step {step}"
+                        )));
+                    }
+                }
+            }
+            Encoding::Principal { .. } => {
+                let d = self.dim;
+                for k in 0..d * d {
+                    let v = f32_at(b, self.axes_off + 4 * k);
+                    if !v.is_finite() {
+                        return Err(TableError::Invalid(format!(
+                            "principal axis {} component {} is {v}",
+                            k / d,
+                            k % d
+                        )));
+                    }
+                }
+                for a in 0..d {
+                    let (offset, step) = self.axis(a);
+                    if !offset.is_finite() || !step.is_finite() || step < 0.0 {
+                        return Err(TableError::Invalid(format!(
+                            "axis {a}: bad quantization offset {offset} / step {step}"
+                        )));
+                    }
+                }
             }
         }
         let mut prev = 0usize;
@@ -357,11 +392,46 @@ impl ShopTable {
         Ok(())
     }
 
-    /// Offset and step of item `i` (`i < len`).
+    /// Offset and step of item `i` (`i < len`, item-affine tables).
     fn params(&self, i: usize) -> (f32, f32) {
         let b = self.data.bytes();
         let o = self.params_off + 8 * i;
         (f32_at(b, o), f32_at(b, o + 4))
+    }
+
+    /// Offset and step of principal axis `a` (`a < dim`).
+    fn axis(&self, a: usize) -> (f32, f32) {
+        let b = self.data.bytes();
+        let d = self.dim;
+        (
+            f32_at(b, self.axes_off + 4 * (d * d + a)),
+            f32_at(b, self.axes_off + 4 * (d * (d + 1) + a)),
+        )
+    }
+
+    /// `query` in the principal axes (`out[a] = axis_a . query`).
+    fn rotate_into(&self, query: &[f32], out: &mut [f32]) {
+        let b = self.data.bytes();
+        let d = self.dim;
+        let basis = &b[self.axes_off..self.axes_off + 4 * d * d];
+        for (o, row) in out.iter_mut().zip(basis.chunks_exact(4 * d)) {
+            *o = row
+                .chunks_exact(4)
+                .zip(query)
+                .map(|(c, x)| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * x)
+                .sum();
+        }
+    }
+
+    /// Refinement bytes of item `i` (principal-axes tables; empty otherwise).
+    fn refine(&self, i: usize) -> &[u8] {
+        match self.encoding {
+            Encoding::Principal { refined } => {
+                let o = self.params_off + i * refined;
+                &self.data.bytes()[o..o + refined]
+            }
+            Encoding::ItemAffine => &[],
+        }
     }
 
     fn record_bytes(&self, i: usize) -> &[u8] {
@@ -389,6 +459,11 @@ impl ShopTable {
     /// Whether the table has no items.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// How the items are stored (chosen by the writer per gallery).
+    pub fn encoding(&self) -> Encoding {
+        self.encoding
     }
 
     /// Size of the table in bytes.
@@ -432,18 +507,6 @@ impl ShopTable {
         parse_record(self.record_bytes(i)).ok()
     }
 
-    /// The int8 codes of item `i` with its offset and step: component `j`
-    /// is stored as `mean[j] + offset + step * codes[j]` (see [`format`]),
-    /// within `step / 2` of the embedding the table was built from.
-    pub fn codes(&self, i: usize) -> Option<(&[u8], f32, f32)> {
-        if i >= self.len {
-            return None;
-        }
-        let o = self.codes_off + i * self.dim;
-        let (offset, step) = self.params(i);
-        Some((&self.data.bytes()[o..o + self.dim], offset, step))
-    }
-
     /// The gallery mean the items are stored around (`dim` values).
     pub fn mean(&self) -> Vec<f32> {
         let b = self.data.bytes();
@@ -452,30 +515,87 @@ impl ShopTable {
             .collect()
     }
 
+    /// The int8 codes of item `i` (`None` past the end).
+    fn codes(&self, i: usize) -> Option<&[u8]> {
+        (i < self.len).then(|| {
+            let o = self.codes_off + i * self.dim;
+            &self.data.bytes()[o..o + self.dim]
+        })
+    }
+
+    /// The largest difference storage can make to a dot product of `query`
+    /// with item `i`: `|query . stored_i - query . float_i|` is at most this
+    /// (half a step per component or axis, 1/256 of a step on refined axes,
+    /// plus float rounding). `None` past the end or for a query of the wrong
+    /// length.
+    pub fn rounding_bound(&self, i: usize, query: &[f32]) -> Option<f32> {
+        if i >= self.len || query.len() != self.dim {
+            return None;
+        }
+        let l1: f32 = query.iter().map(|x| x.abs()).sum();
+        let bound = match self.encoding {
+            Encoding::ItemAffine => 0.5 * self.params(i).1 * l1,
+            Encoding::Principal { refined } => {
+                let mut z = vec![0f32; self.dim];
+                self.rotate_into(query, &mut z);
+                z.iter()
+                    .enumerate()
+                    .map(|(a, w)| {
+                        let frac = if a < refined { 1.0 / 256.0 } else { 0.5 };
+                        w.abs() * self.axis(a).1 * frac
+                    })
+                    .sum()
+            }
+        };
+        Some(bound + 1e-6 * (1.0 + l1))
+    }
+
     /// Item `i` as stored (the vector search scores against), written into
     /// `out` (`dim` values); false when `i` or `out.len()` is out of range.
     pub fn dequantize_into(&self, i: usize, out: &mut [f32]) -> bool {
-        let Some((codes, offset, step)) = self.codes(i) else {
+        let Some(codes) = self.codes(i) else {
             return false;
         };
         if out.len() != self.dim {
             return false;
         }
         let b = self.data.bytes();
-        for (j, (o, &c)) in out.iter_mut().zip(codes).enumerate() {
-            *o = f32_at(b, self.mean_off + 4 * j) + offset + step * f32::from(c as i8);
+        let d = self.dim;
+        match self.encoding {
+            Encoding::ItemAffine => {
+                let (offset, step) = self.params(i);
+                for (j, (o, &c)) in out.iter_mut().zip(codes).enumerate() {
+                    *o = f32_at(b, self.mean_off + 4 * j) + offset + step * f32::from(c as i8);
+                }
+            }
+            Encoding::Principal { .. } => {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = f32_at(b, self.mean_off + 4 * j);
+                }
+                let refine = self.refine(i);
+                for (a, &c) in codes.iter().enumerate() {
+                    let (offset, step) = self.axis(a);
+                    let r = refine.get(a).map_or(0.0, |&r| f32::from(r as i8) / 256.0);
+                    let z = offset + step * (f32::from(c as i8) + r);
+                    for (j, o) in out.iter_mut().enumerate() {
+                        *o += z * f32_at(b, self.axes_off + 4 * (a * d + j));
+                    }
+                }
+            }
         }
         true
     }
 
     /// Exact top-k, `k = out.len()`: fills `out` with the best matches, best
     /// first (ties by lower index), and returns how many were written
-    /// (`min(k, len)`). The scan is an int8 x int8 dot product of the
-    /// query, quantized per call into a stack buffer, with every item's
-    /// codes; the best `4k` (at most [`MAX_CANDIDATES`]) candidates are then
-    /// rescored with the float query against their stored vectors, so the
-    /// result is the exact top-k of the stored vectors (what
-    /// [`Self::search_float`] returns) unless a true top-k item falls
+    /// (`min(k, len)`). The scan is an int8 x int8 dot product of the query
+    /// (item-affine tables) or of the query's per-axis weights (principal
+    /// axes: the query rotated onto the axes times each axis's step),
+    /// quantized per call into a stack buffer, with every item's codes; the
+    /// best `4k` (at most [`MAX_CANDIDATES`]) candidates are then rescored
+    /// with the float query against their stored vectors (refinement bytes
+    /// included), so the result is the exact top-k of the stored vectors
+    /// (what [`Self::search_float`] returns) unless a true top-k item falls
     /// outside the int8 shortlist. Scores are dot products with the stored
     /// vectors. Nothing is allocated. A query whose length is not
     /// [`Self::dim`] gives 0 matches (check with [`Self::check_model`]).
@@ -484,20 +604,45 @@ impl ShopTable {
             return 0;
         }
         let b = self.data.bytes();
-        // q . stored_i = q . mean + offset_i * sum(q) + step_i * (q . codes_i)
+        let d = self.dim;
+        // Item-affine: q . stored_i = q . mean + offset_i * sum(q) + step_i * (q . codes_i).
+        // Principal: q . stored_i = q . mean + sum_a z_a * axis_offset_a
+        //   + sum_a w_a * (codes_ia + refine_ia / 256), z = basis q, w_a = z_a * axis_step_a.
         let mut base = 0f32;
         for (j, &x) in query.iter().enumerate() {
             base += x * f32_at(b, self.mean_off + 4 * j);
         }
         let mut qbuf = [0i8; MAX_DIM];
-        let q8 = &mut qbuf[..self.dim];
-        let q = Query {
-            base,
-            sum: query.iter().sum(),
-            scale: quantize_into(query, q8),
+        let q8 = &mut qbuf[..d];
+        let mut wbuf = [0f32; PCA_MAX_DIM];
+        let (q, params, w): (Query, &[u8], &[f32]) = match self.encoding {
+            Encoding::ItemAffine => (
+                Query {
+                    base,
+                    sum: query.iter().sum(),
+                    scale: quantize_into(query, q8),
+                },
+                &b[self.params_off..self.params_off + 8 * self.len],
+                query,
+            ),
+            Encoding::Principal { .. } => {
+                let w = &mut wbuf[..d];
+                self.rotate_into(query, w);
+                for (a, x) in w.iter_mut().enumerate() {
+                    let (offset, step) = self.axis(a);
+                    base += *x * offset;
+                    *x *= step;
+                }
+                let scale = quantize_into(w, q8);
+                let q = Query {
+                    base,
+                    sum: 0.0,
+                    scale,
+                };
+                (q, &[], &wbuf[..d])
+            }
         };
-        let codes = &b[self.codes_off..self.codes_off + self.len * self.dim];
-        let params = &b[self.params_off..self.params_off + 8 * self.len];
+        let codes = &b[self.codes_off..self.codes_off + self.len * d];
         let k = out.len();
         let mut cand = [Match::default(); MAX_CANDIDATES];
         let shortlist: &mut [Match] = if k < MAX_CANDIDATES {
@@ -506,17 +651,30 @@ impl ShopTable {
         } else {
             &mut *out
         };
-        let filled = kernel::scan(codes, params, self.dim, q8, &q, shortlist);
+        let filled = kernel::scan(codes, params, d, q8, &q, shortlist);
         for m in &mut shortlist[..filled] {
             let i = m.index as usize;
-            let v = &codes[i * self.dim..(i + 1) * self.dim];
-            let (offset, step) = self.params(i);
+            let v = &codes[i * d..(i + 1) * d];
             let dot = v
                 .iter()
-                .zip(query)
+                .zip(w)
                 .map(|(&x, &y)| f32::from(x as i8) * y)
                 .sum::<f32>();
-            m.score = q.base + offset * q.sum + step * dot;
+            m.score = match self.encoding {
+                Encoding::ItemAffine => {
+                    let (offset, step) = self.params(i);
+                    q.base + offset * q.sum + step * dot
+                }
+                Encoding::Principal { .. } => {
+                    let fine = self
+                        .refine(i)
+                        .iter()
+                        .zip(w)
+                        .map(|(&r, &y)| f32::from(r as i8) * y)
+                        .sum::<f32>();
+                    q.base + dot + fine / 256.0
+                }
+            };
         }
         // In-place, allocation-free sort (sort_unstable does not allocate).
         shortlist[..filled]
@@ -714,7 +872,8 @@ mod kernel {
     }
 
     /// The running top-k over every item, with `dot(codes_i)` the int8 dot
-    /// product of item `i` with the query.
+    /// product of item `i` with the query; `params` holds each item's
+    /// offset and step (8 bytes) or is empty (offset 0, step 1).
     #[inline(always)]
     fn scan_with(
         codes: &[u8],
@@ -725,13 +884,19 @@ mod kernel {
         dot: impl Fn(&[u8]) -> i32,
     ) -> usize {
         let mut filled = 0;
-        for (i, (v, p)) in codes
-            .chunks_exact(dim)
-            .zip(params.chunks_exact(8))
-            .enumerate()
-        {
-            let offset = f32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-            let step = f32::from_le_bytes([p[4], p[5], p[6], p[7]]);
+        // Empty params: the per-axis steps are folded into the query
+        // (principal-axes tables), every item has offset 0 and step 1.
+        let per_item = !params.is_empty();
+        for (i, v) in codes.chunks_exact(dim).enumerate() {
+            let (offset, step) = if per_item {
+                let p = &params[8 * i..8 * i + 8];
+                (
+                    f32::from_le_bytes([p[0], p[1], p[2], p[3]]),
+                    f32::from_le_bytes([p[4], p[5], p[6], p[7]]),
+                )
+            } else {
+                (0.0, 1.0)
+            };
             let score = q.base + offset * q.sum + step * q.scale * dot(v) as f32;
             if filled == out.len() && score < out[filled - 1].score {
                 continue;

@@ -491,6 +491,8 @@ fn run(cli: Cli) -> Result<()> {
             );
             println!("fingerprint   {}", m.info.fingerprint);
             println!("dim           {}", m.info.config.embedding_dim);
+            let t = export::shop_table::ShopTable::open(&out)?;
+            println!("encoding      {}", t.encoding().describe());
         }
         Cmd::Profile {
             model,
@@ -551,6 +553,14 @@ fn run(cli: Cli) -> Result<()> {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "path": table.display().to_string(),
                         "format_version": export::shop_table::format::VERSION,
+                        "encoding": match t.encoding() {
+                            export::shop_table::Encoding::ItemAffine => "item-affine",
+                            export::shop_table::Encoding::Principal { .. } => "principal-axes",
+                        },
+                        "refined_axes": match t.encoding() {
+                            export::shop_table::Encoding::ItemAffine => 0,
+                            export::shop_table::Encoding::Principal { refined } => refined,
+                        },
                         "dim": t.dim(),
                         "items": t.len(),
                         "fingerprint": t.fingerprint(),
@@ -563,6 +573,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("table         {}", table.display());
                 println!("version       {}", export::shop_table::format::VERSION);
                 println!("dim           {}", t.dim());
+                println!("encoding      {}", t.encoding().describe());
                 println!("items         {}", t.len());
                 println!("fingerprint   {}", t.fingerprint());
                 println!("size          {}", mib(t.byte_len() as u64));

@@ -6,36 +6,53 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic  b"FNSHOPTB"
-//! 8       4     format version (u32, currently 2)
+//! 8       4     format version (u32, currently 3)
 //! 12      4     embedding dimension D (u32)
 //! 16      8     item count N (u64)
 //! 24      64    model fingerprint (ASCII, zero-padded)
 //! 88      8     offset of the codes section     (N * D int8, row-major)
-//! 96      8     offset of the params section    (N x (offset f32, step f32))
+//! 96      8     offset of the params section    (per item, see the encodings)
 //! 104     8     offset of the record index      ((N + 1) u32, offsets into the records)
 //! 112     8     offset of the records section   (per item: id, name, price, url)
 //! 120     8     length of the records section
-//! 128     4*D   the gallery mean (D f32)
+//! 128     4     encoding (u32): 1 = item-affine, 2 = principal axes
+//! 132     4     R, refined axes (u32; 0 for item-affine)
+//! 136     56    zero
+//! 192     4*D   the gallery mean (D f32)
+//! ...     ...   principal axes only: D x D f32 basis (row a = axis a), then
+//!               D f32 axis offsets, then D f32 axis steps
 //! ...     ...   sections, each 64-byte aligned, zero padding in between
 //! end-32  32    SHA-256 of every byte before it
 //! ```
 //!
-//! Item `i` is stored as its difference from the gallery mean, quantized
-//! affinely over that difference's own range: component `j` reads
-//! `mean[j] + offset_i + step_i * code_ij` with `code_ij` in -128..=127, and
-//! is within `step_i / 2` of the float embedding (`step_i` = range / 255).
-//! Centring on the gallery mean and using the item's whole min..max range
-//! (instead of a symmetric scale per raw vector, format version 1) spend the
-//! 256 levels where the items differ: on the trained demo embeddings the
-//! int8 top-20 equals float search's for 92% of queries instead of 85%
+//! Two encodings of the items ([`Encoding`]); the writer keeps the one with
+//! the smaller expected score error for the gallery at hand (see
+//! [`super::encode`]):
+//!
+//! - **item-affine**: item `i` is stored as its difference from the gallery
+//!   mean, quantized over that difference's own range: component `j` reads
+//!   `mean[j] + offset_i + step_i * code_ij` with `code_ij` in -128..=127,
+//!   within `step_i / 2` of the float embedding (`step_i` = range / 255).
+//!   Params: `(offset_i, step_i)` as two f32. `D + 12` bytes per item with
+//!   the index entry.
+//! - **principal axes**: the difference from the mean in the gallery's
+//!   principal axes, `z = basis (x - mean)`; axis `a` reads
+//!   `axis_offset[a] + axis_step[a] * (code_ia + refine_ia / 256)`, where the
+//!   refinement byte exists for the first `R` axes only (those with the
+//!   largest variance; elsewhere it is 0), and the item is
+//!   `mean + basis^T z`. Params: `R` refinement bytes per item. `D + R + 4`
+//!   bytes per item with the index entry (`R` <= 12).
+//!
+//! On the trained demo embeddings the int8 top-20 equals float search's for
+//! 92% of queries with item-affine and 99.5% with principal axes
 //! (BENCHMARKS.md, "Shop table").
 //!
 //! A record is four fields in the order id, name, price, url; each field is a
 //! u16 length followed by that many UTF-8 bytes, the length `0xFFFF` meaning
-//! "absent" (allowed for name, price, url only). Per item the fixed cost is
-//! `D + 12` bytes (codes, offset and step, index entry) plus its strings.
+//! "absent" (allowed for name, price, url only).
 
-use super::{quantize_item, TableError, TableItem, MAX_DIM};
+use super::encode::{self, Encoded, MAX_REFINED, PCA_MAX_DIM};
+use super::{TableError, TableItem, MAX_DIM};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
@@ -43,9 +60,9 @@ use std::path::Path;
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"FNSHOPTB";
 /// Current format version.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Header size in bytes.
-pub const HEADER_LEN: usize = 128;
+pub const HEADER_LEN: usize = 192;
 /// Section alignment in bytes.
 pub const ALIGN: usize = 64;
 /// Checksum (SHA-256) length at the end of the file.
@@ -60,15 +77,73 @@ pub fn align_up(n: usize) -> Option<usize> {
     n.checked_next_multiple_of(ALIGN)
 }
 
+/// How a table stores its item vectors (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Per item: 8 bits over the item's own range around the gallery mean.
+    ItemAffine,
+    /// The gallery's principal axes, 8 bits per axis over the gallery's
+    /// range on it, 16 bits for the first `refined` axes.
+    Principal {
+        /// Axes with a refinement byte (at most 12 and at most D).
+        refined: usize,
+    },
+}
+
+impl Encoding {
+    /// The header's code for the encoding and its refined-axes count.
+    pub fn to_header(self) -> (u32, u32) {
+        match self {
+            Encoding::ItemAffine => (1, 0),
+            Encoding::Principal { refined } => (2, refined as u32),
+        }
+    }
+
+    /// The encoding a header names, checked against the dimension.
+    pub fn from_header(code: u32, refined: u32, dim: usize) -> Result<Self, String> {
+        match (code, refined as usize) {
+            (1, 0) => Ok(Encoding::ItemAffine),
+            (1, r) => Err(format!(
+                "item-affine encoding with {r} refined axes (must be 0)"
+            )),
+            (2, r) if r > MAX_REFINED.min(dim) => Err(format!(
+                "{r} refined axes (at most {} for dimension {dim})",
+                MAX_REFINED.min(dim)
+            )),
+            (2, _) if dim > PCA_MAX_DIM => Err(format!(
+                "principal-axes encoding with dimension {dim} (at most {PCA_MAX_DIM})"
+            )),
+            (2, r) => Ok(Encoding::Principal { refined: r }),
+            (c, _) => Err(format!(
+                "unknown encoding {c} (1 = item-affine, 2 = principal axes)"
+            )),
+        }
+    }
+
+    /// A short name for summaries (`table-info`).
+    pub fn describe(self) -> String {
+        match self {
+            Encoding::ItemAffine => "item-affine (8 bits over each item's range)".into(),
+            Encoding::Principal { refined } => {
+                format!("principal axes (8 bits per axis, 16 bits on the first {refined})")
+            }
+        }
+    }
+}
+
 /// Section offsets of a table with `n` items of dimension `dim` and
 /// `records_len` bytes of records, or `None` when they overflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// The gallery mean (`dim` f32), right after the header.
     pub mean: usize,
+    /// Principal axes only: the basis (`dim x dim` f32), axis offsets and
+    /// axis steps (`dim` f32 each); empty for item-affine.
+    pub axes: usize,
     /// The codes (`n * dim` int8).
     pub codes: usize,
-    /// Per item offset and step (`n` x 2 f32).
+    /// Per item offset and step (`n` x 2 f32), or the refinement bytes
+    /// (`n * R` int8).
     pub params: usize,
     /// The record index (`n + 1` u32).
     pub index: usize,
@@ -81,15 +156,24 @@ pub struct Layout {
 impl Layout {
     /// The layout for `n` items of dimension `dim` with `records_len` bytes
     /// of records (`None` when it does not fit in `usize`).
-    pub fn new(dim: usize, n: usize, records_len: usize) -> Option<Self> {
+    pub fn new(dim: usize, n: usize, records_len: usize, encoding: Encoding) -> Option<Self> {
+        let (axes_len, params_len) = match encoding {
+            Encoding::ItemAffine => (0, n.checked_mul(8)?),
+            Encoding::Principal { refined } => (
+                dim.checked_add(2)?.checked_mul(dim)?.checked_mul(4)?,
+                n.checked_mul(refined)?,
+            ),
+        };
         let mean = HEADER_LEN;
-        let codes = align_up(mean.checked_add(dim.checked_mul(4)?)?)?;
+        let axes = align_up(mean.checked_add(dim.checked_mul(4)?)?)?;
+        let codes = align_up(axes.checked_add(axes_len)?)?;
         let params = align_up(codes.checked_add(n.checked_mul(dim)?)?)?;
-        let index = align_up(params.checked_add(n.checked_mul(8)?)?)?;
+        let index = align_up(params.checked_add(params_len)?)?;
         let records = align_up(index.checked_add(n.checked_add(1)?.checked_mul(4)?)?)?;
         let end = align_up(records.checked_add(records_len)?)?;
         Some(Self {
             mean,
+            axes,
             codes,
             params,
             index,
@@ -109,6 +193,8 @@ pub struct TableWriter {
     embeddings: Vec<f32>,
     index: Vec<u32>,
     records: Vec<u8>,
+    /// The encoding to use; `None`: the writer chooses.
+    force: Option<Encoding>,
 }
 
 impl TableWriter {
@@ -131,7 +217,18 @@ impl TableWriter {
             embeddings: Vec::new(),
             index: vec![0],
             records: Vec::new(),
+            force: None,
         })
+    }
+
+    /// Use `encoding` instead of choosing one (for comparisons and tests).
+    /// Refuses a principal-axes encoding the header could not describe (more
+    /// than 12 or than D refined axes, or D above 512).
+    pub fn force_encoding(&mut self, encoding: Encoding) -> Result<(), TableError> {
+        let (code, refined) = encoding.to_header();
+        Encoding::from_header(code, refined, self.dim).map_err(TableError::Invalid)?;
+        self.force = Some(encoding);
+        Ok(())
     }
 
     /// Number of items pushed so far.
@@ -211,11 +308,15 @@ impl TableWriter {
         sum.into_iter().map(|s| (s / n) as f32).collect()
     }
 
-    /// The complete table file as bytes: items quantized around the gallery
-    /// mean (see the module documentation).
+    /// The complete table file as bytes, in the encoding forced with
+    /// [`Self::force_encoding`] or else the one with the smaller expected
+    /// score error (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
         let n = self.len();
-        let l = Layout::new(self.dim, n, self.records.len())
+        let mean = self.mean();
+        let enc = encode::encode(&self.embeddings, self.dim, &mean, self.force);
+        let encoding = enc.encoding();
+        let l = Layout::new(self.dim, n, self.records.len(), encoding)
             .expect("a table held in memory has a layout that fits in memory");
         let mut out = vec![0u8; l.end];
         out[0..8].copy_from_slice(&MAGIC);
@@ -229,20 +330,35 @@ impl TableWriter {
         {
             out[88 + 8 * k..96 + 8 * k].copy_from_slice(&(*v as u64).to_le_bytes());
         }
-        let mean = self.mean();
-        for (j, m) in mean.iter().enumerate() {
-            out[l.mean + 4 * j..l.mean + 4 * j + 4].copy_from_slice(&m.to_le_bytes());
-        }
-        let mut codes = vec![0i8; self.dim];
-        for (i, row) in self.embeddings.chunks_exact(self.dim).enumerate() {
-            let (offset, step) = quantize_item(row, &mean, &mut codes);
-            let c = l.codes + i * self.dim;
-            for (o, v) in out[c..c + self.dim].iter_mut().zip(&codes) {
+        let (code, refined) = encoding.to_header();
+        out[128..132].copy_from_slice(&code.to_le_bytes());
+        out[132..136].copy_from_slice(&refined.to_le_bytes());
+        let put_f32s = |out: &mut [u8], at: usize, values: &[f32]| {
+            for (k, v) in values.iter().enumerate() {
+                out[at + 4 * k..at + 4 * k + 4].copy_from_slice(&v.to_le_bytes());
+            }
+        };
+        put_f32s(&mut out, l.mean, &mean);
+        let put_i8s = |out: &mut [u8], at: usize, values: &[i8]| {
+            for (o, v) in out[at..at + values.len()].iter_mut().zip(values) {
                 *o = *v as u8;
             }
-            let p = l.params + 8 * i;
-            out[p..p + 4].copy_from_slice(&offset.to_le_bytes());
-            out[p + 4..p + 8].copy_from_slice(&step.to_le_bytes());
+        };
+        match &enc {
+            Encoded::ItemAffine { codes, params } => {
+                put_i8s(&mut out, l.codes, codes);
+                for (i, (offset, step)) in params.iter().enumerate() {
+                    put_f32s(&mut out, l.params + 8 * i, &[*offset, *step]);
+                }
+            }
+            Encoded::Principal(p) => {
+                let d = self.dim;
+                put_f32s(&mut out, l.axes, &p.basis);
+                put_f32s(&mut out, l.axes + 4 * d * d, &p.offset);
+                put_f32s(&mut out, l.axes + 4 * d * (d + 1), &p.step);
+                put_i8s(&mut out, l.codes, &p.codes);
+                put_i8s(&mut out, l.params, &p.refine);
+            }
         }
         for (i, s) in self.index.iter().enumerate() {
             out[l.index + 4 * i..l.index + 4 * i + 4].copy_from_slice(&s.to_le_bytes());

@@ -51,24 +51,23 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
         assert_eq!(r.name, it.name.as_deref());
         assert_eq!(r.price, it.price.as_deref());
         assert_eq!(r.url, it.url.as_deref());
-        let (_, _, step) = t.codes(i).unwrap();
         let mut stored = vec![0f32; dim];
         assert!(t.dequantize_into(i, &mut stored));
-        for (a, b) in stored.iter().zip(&it.embedding) {
+        // Dot products with the stored vector stay within the table's
+        // rounding bound of those with the float embedding.
+        for q in [&its[0].embedding, &its[(i + 1) % 300].embedding] {
+            let s: f32 = stored.iter().zip(q).map(|(a, b)| a * b).sum();
+            let f: f32 = it.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
+            let bound = t.rounding_bound(i, q).unwrap();
             assert!(
-                (a - b).abs() <= step * 0.5 + 1e-6,
-                "{a} vs {b}, step {step}"
+                (s - f).abs() <= bound,
+                "item {i}: {s} vs {f}, bound {bound}"
             );
         }
-        // The step is the item's range around the mean over 255 levels.
-        let mean = t.mean();
-        let d: Vec<f32> = it.embedding.iter().zip(&mean).map(|(x, m)| x - m).collect();
-        let range =
-            d.iter().cloned().fold(f32::MIN, f32::max) - d.iter().cloned().fold(f32::MAX, f32::min);
-        assert!((step * 255.0 - range).abs() <= 1e-5, "{step} vs {range}");
     }
     assert!(t.get(300).is_none());
-    assert!(t.codes(300).is_none());
+    assert!(t.rounding_bound(300, &its[0].embedding).is_none());
+    assert!(t.rounding_bound(0, &its[0].embedding[1..]).is_none());
     assert!(!t.dequantize_into(300, &mut vec![0f32; dim]));
     assert!(!t.dequantize_into(0, &mut vec![0f32; dim - 1]));
     // The stored mean is the items' mean.
@@ -84,8 +83,8 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
         assert!(m.windows(2).all(|w| w[0].score >= w[1].score));
     }
     // Sections are 64-byte aligned and the per-item cost is D + 12 + strings
-    // (the export issue allows D + 16 plus ids).
-    let bytes = std::fs::read(&path).unwrap();
+    // for item-affine, D + 16 + strings for principal axes (the export issue
+    // allows D + 16 plus ids); principal axes add the D x D basis once.
     let strings: usize = its
         .iter()
         .map(|it| {
@@ -95,11 +94,174 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
                 + it.url.as_ref().map_or(0, |s| s.len())
         })
         .sum();
-    let fixed = format::HEADER_LEN + 4 * dim + format::CHECKSUM_LEN + 5 * format::ALIGN + 4;
-    assert!(bytes.len() <= fixed + 300 * (dim + 12) + strings);
-    for k in 0..4 {
-        assert_eq!(u64_at(&bytes, 88 + 8 * k) % 64, 0);
+    let fixed = format::HEADER_LEN + 4 * dim + format::CHECKSUM_LEN + 6 * format::ALIGN + 4;
+    for (enc, per_item, once) in [
+        (Encoding::ItemAffine, dim + 12, 0),
+        (
+            Encoding::Principal { refined: 12 },
+            dim + 16,
+            4 * dim * (dim + 2),
+        ),
+    ] {
+        let mut w = TableWriter::new("fp", dim).unwrap();
+        for it in &its {
+            w.push(it).unwrap();
+        }
+        w.force_encoding(enc).unwrap();
+        let bytes = w.to_bytes();
+        assert!(
+            bytes.len() <= fixed + once + 300 * per_item + strings,
+            "{enc:?}"
+        );
+        for k in 0..4 {
+            assert_eq!(u64_at(&bytes, 88 + 8 * k) % 64, 0);
+        }
+        assert_eq!(ShopTable::from_bytes(bytes).unwrap().encoding(), enc);
     }
+}
+
+/// Embeddings like a trained model's: 40 products on a few dominant
+/// directions of a 64-dim space (decaying spread), views of a product close
+/// together, small isotropic noise, L2-normalized. Returns (gallery, queries):
+/// 5 gallery views and 2 query views per product.
+fn trained_like(seed: u64) -> (Vec<TableItem>, Vec<Vec<f32>>) {
+    let dim = 64;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let gauss = |rng: &mut ChaCha8Rng| (0..6).map(|_| rng.gen::<f32>() - 0.5).sum::<f32>();
+    let axes: Vec<Vec<f32>> = (0..8).map(|_| unit(&mut rng, dim)).collect();
+    let spread = [1.0f32, 0.8, 0.6, 0.5, 0.35, 0.25, 0.12, 0.08];
+    let view = |rng: &mut ChaCha8Rng, centre: &[f32]| {
+        let mut v: Vec<f32> = centre.iter().map(|c| c + 0.01 * gauss(rng)).collect();
+        for (a, s) in axes.iter().zip(spread) {
+            let t = 0.05 * s * gauss(rng);
+            v.iter_mut().zip(a).for_each(|(x, y)| *x += t * y);
+        }
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect::<Vec<f32>>()
+    };
+    let (mut gallery, mut queries) = (Vec::new(), Vec::new());
+    for p in 0..40 {
+        let mut centre = vec![0f32; dim];
+        centre[0] = 1.0;
+        for (a, s) in axes.iter().zip(spread) {
+            let t = s * gauss(&mut rng);
+            centre.iter_mut().zip(a).for_each(|(x, y)| *x += t * y);
+        }
+        for v in 0..5 {
+            gallery.push(TableItem {
+                id: format!("p{p}v{v}"),
+                name: None,
+                price: None,
+                url: None,
+                embedding: view(&mut rng, &centre),
+            });
+        }
+        for _ in 0..2 {
+            queries.push(view(&mut rng, &centre));
+        }
+    }
+    (gallery, queries)
+}
+
+/// Share of `queries` whose top-20 from `t` is the top-20 of float search
+/// over `gallery`, and share equal to float search over the stored vectors.
+fn top20_agreement(t: &ShopTable, gallery: &[TableItem], queries: &[Vec<f32>]) -> (f64, f64) {
+    let dim = t.dim();
+    let flat: Vec<f32> = gallery.iter().flat_map(|it| it.embedding.clone()).collect();
+    let set = |m: Vec<Match>| {
+        let mut v: Vec<u32> = m.into_iter().map(|m| m.index).collect();
+        v.sort_unstable();
+        v
+    };
+    let (mut orig, mut stored) = (0, 0);
+    for q in queries {
+        let a = set(t.search(q, 20));
+        orig += usize::from(a == set(search_float(&flat, dim, q, 20)));
+        stored += usize::from(a == set(t.search_float(q, 20)));
+    }
+    let n = queries.len() as f64;
+    (orig as f64 / n, stored as f64 / n)
+}
+
+#[test]
+fn principal_axes_are_chosen_for_trained_like_embeddings_and_keep_the_top20() {
+    let (gallery, queries) = trained_like(21);
+    let dim = 64;
+    let build = |enc: Option<Encoding>| {
+        let mut w = TableWriter::new("fp", dim).unwrap();
+        for it in &gallery {
+            w.push(it).unwrap();
+        }
+        if let Some(e) = enc {
+            w.force_encoding(e).unwrap();
+        }
+        ShopTable::from_bytes(w.to_bytes()).unwrap()
+    };
+    let chosen = build(None);
+    assert_eq!(chosen.encoding(), Encoding::Principal { refined: 12 });
+    let affine = build(Some(Encoding::ItemAffine));
+    let (p_orig, p_stored) = top20_agreement(&chosen, &gallery, &queries);
+    let (a_orig, a_stored) = top20_agreement(&affine, &gallery, &queries);
+    eprintln!(
+        "top-20 equal to float search: principal axes {p_orig:.3} (stored {p_stored:.3}), \
+         item-affine {a_orig:.3} (stored {a_stored:.3})"
+    );
+    assert!(p_orig >= 0.99, "principal axes: {p_orig}");
+    assert!(p_orig > a_orig, "{p_orig} vs {a_orig}");
+    assert!(
+        p_stored >= 0.99 && a_stored >= 0.99,
+        "{p_stored} {a_stored}"
+    );
+    // Every stored item is within its rounding bound of the float one.
+    let mut stored = vec![0f32; dim];
+    for (i, it) in gallery.iter().enumerate() {
+        assert!(chosen.dequantize_into(i, &mut stored));
+        for q in queries.iter().take(5) {
+            let s: f32 = stored.iter().zip(q).map(|(a, b)| a * b).sum();
+            let f: f32 = it.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
+            let bound = chosen.rounding_bound(i, q).unwrap();
+            assert!(
+                (s - f).abs() <= bound,
+                "item {i}: {s} vs {f}, bound {bound}"
+            );
+        }
+    }
+    // Each item finds itself first.
+    for (i, it) in gallery.iter().enumerate().step_by(7) {
+        assert_eq!(chosen.search(&it.embedding, 3)[0].index as usize, i);
+    }
+}
+
+#[test]
+fn random_directions_keep_the_item_affine_encoding() {
+    // Vectors spread evenly over all directions gain nothing from a rotation:
+    // the writer keeps item-affine; forced principal axes still search
+    // exactly over what they store.
+    let its = items(1000, 64, 8);
+    let t = ShopTable::from_bytes(table_bytes(&its, 64)).unwrap();
+    assert_eq!(t.encoding(), Encoding::ItemAffine);
+    let mut w = TableWriter::new("fp", 64).unwrap();
+    for it in &its {
+        w.push(it).unwrap();
+    }
+    w.force_encoding(Encoding::Principal { refined: 5 })
+        .unwrap();
+    let p = ShopTable::from_bytes(w.to_bytes()).unwrap();
+    assert_eq!(p.encoding(), Encoding::Principal { refined: 5 });
+    let queries: Vec<Vec<f32>> = its
+        .iter()
+        .step_by(10)
+        .map(|it| it.embedding.clone())
+        .collect();
+    let (_, stored) = top20_agreement(&p, &its, &queries);
+    assert!(stored >= 0.99, "{stored}");
+    assert!(w
+        .force_encoding(Encoding::Principal { refined: 13 })
+        .is_err());
+    let mut big = TableWriter::new("fp", PCA_MAX_DIM + 1).unwrap();
+    assert!(big
+        .force_encoding(Encoding::Principal { refined: 1 })
+        .is_err());
 }
 
 #[test]
@@ -199,6 +361,22 @@ fn corrupted_tables_are_refused_with_clear_errors() {
     let mut b = good.clone();
     b.push(0);
     assert!(ShopTable::from_bytes(b).is_err());
+    // A header naming an unknown encoding or too many refined axes, with
+    // the checksum recomputed so that the header check is what refuses it.
+    for (code, refined, msg) in [
+        (7u32, 0u32, "unknown encoding 7"),
+        (1, 3, "item-affine encoding with 3 refined axes"),
+        (2, 13, "13 refined axes (at most 12 for dimension 32)"),
+    ] {
+        let mut b = good.clone();
+        b[128..132].copy_from_slice(&code.to_le_bytes());
+        b[132..136].copy_from_slice(&refined.to_le_bytes());
+        let body = b.len() - format::CHECKSUM_LEN;
+        let sum = sha2::Sha256::digest(&b[..body]);
+        b[body..].copy_from_slice(&sum);
+        let e = ShopTable::from_bytes(b).unwrap_err();
+        assert!(e.to_string().contains(msg), "{e}");
+    }
 
     let t = ShopTable::from_bytes(good).unwrap();
     let e = t
