@@ -14,7 +14,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use deepfashion::shop_table::{search_float, Match, ShopTable, TableItem, TableWriter};
+use deepfashion::shop_table::{search_float, Encoding, Match, ShopTable, TableItem, TableWriter};
 use export::infer::TractModel;
 use rand::{Rng, SeedableRng};
 use std::path::PathBuf;
@@ -49,6 +49,10 @@ enum Cmd {
         /// Write every query's top-k item indices here (JSON).
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Table encoding: `auto` (the writer's choice), `item-affine` or
+        /// `principal` (principal axes, 12 refined).
+        #[arg(long, default_value = "auto")]
+        encoding: String,
     },
     /// tract latency of a model.
     Model {
@@ -100,9 +104,20 @@ fn main() -> Result<()> {
             k,
             dump,
             results,
+            encoding,
         } => {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
             let mut w = TableWriter::new("bench", dim)?;
+            match encoding.as_str() {
+                "auto" => {}
+                "item-affine" => w.force_encoding(Encoding::ItemAffine)?,
+                "principal" => w.force_encoding(Encoding::Principal {
+                    refined: 12.min(dim),
+                })?,
+                other => {
+                    anyhow::bail!("--encoding {other}: expected auto, item-affine or principal")
+                }
+            }
             let mut flat = Vec::with_capacity(items * dim);
             for i in 0..items {
                 let e = unit(&mut rng, dim);
@@ -116,7 +131,10 @@ fn main() -> Result<()> {
                 })?;
             }
             let t0 = Instant::now();
-            let table = ShopTable::from_bytes(w.to_bytes())?;
+            let bytes = w.to_bytes();
+            let build_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let t0 = Instant::now();
+            let table = ShopTable::from_bytes(bytes)?;
             let load_ms = t0.elapsed().as_secs_f64() * 1e3;
             // Queries near catalogue items (as a camera view of a shop item).
             let qs: Vec<Vec<f32>> = (0..queries)
@@ -163,7 +181,9 @@ fn main() -> Result<()> {
                     "items": items, "dim": dim, "k": k, "queries": queries,
                     "median_ms": median(times.clone()),
                     "mean_ms": times.iter().sum::<f64>() / times.len() as f64,
+                    "build_ms": build_ms,
                     "open_ms": load_ms,
+                    "encoding": format!("{:?}", table.encoding()),
                     "table_bytes": table.byte_len(),
                     "top_k_equal_float": same as f64 / queries as f64,
                     "avx2": has_avx2(),
