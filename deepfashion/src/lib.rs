@@ -16,9 +16,12 @@
 //! This crate must depend on neither tch nor tract: the runtime (which
 //! cross-compiles to ARM) and the exporter use it too.
 
+#[cfg(feature = "dataset")]
 pub mod annotations;
 pub mod contract;
+#[cfg(feature = "dataset")]
 pub mod metrics;
 pub mod preprocess;
 pub mod shop_table;
+#[cfg(feature = "dataset")]
 pub mod synth;
