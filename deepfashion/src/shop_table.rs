@@ -466,6 +466,15 @@ impl ShopTable {
         self.encoding
     }
 
+    /// The table's bytes, taken back from a table held in memory (the
+    /// writer's candidates; a mapped table is copied).
+    fn into_bytes(self) -> Vec<u8> {
+        match self.data {
+            Backing::Owned(v) => v,
+            Backing::Mapped(m) => m.to_vec(),
+        }
+    }
+
     /// Size of the table in bytes.
     pub fn byte_len(&self) -> usize {
         self.data.bytes().len()

@@ -553,14 +553,8 @@ fn run(cli: Cli) -> Result<()> {
                     serde_json::to_string_pretty(&serde_json::json!({
                         "path": table.display().to_string(),
                         "format_version": export::shop_table::format::VERSION,
-                        "encoding": match t.encoding() {
-                            export::shop_table::Encoding::ItemAffine => "item-affine",
-                            export::shop_table::Encoding::Principal { .. } => "principal-axes",
-                        },
-                        "refined_axes": match t.encoding() {
-                            export::shop_table::Encoding::ItemAffine => 0,
-                            export::shop_table::Encoding::Principal { refined } => refined,
-                        },
+                        "encoding": t.encoding().name(),
+                        "refined_axes": t.encoding().to_header().1,
                         "dim": t.dim(),
                         "items": t.len(),
                         "fingerprint": t.fingerprint(),

@@ -18,7 +18,7 @@
 //! queries come from the same model), is smaller.
 
 use super::format::Encoding;
-use super::quantize_item;
+use super::{quantize_item, ShopTable};
 
 /// Largest embedding dimension for which the writer considers the
 /// principal-axes encoding (the basis is `dim x dim` floats and the
@@ -75,9 +75,18 @@ impl Encoded {
     }
 }
 
-/// Encode `n` rows of `dim` (row-major `emb`) around `mean`, with the
+/// The table for `n` rows of `dim` (row-major `emb`) around `mean`, in the
 /// encoding given, or else the one with the smaller expected score error.
-pub(super) fn encode(emb: &[f32], dim: usize, mean: &[f32], force: Option<Encoding>) -> Encoded {
+/// `lay_out` turns an encoding into the complete table file; each candidate
+/// is measured through [`ShopTable`], so the error is that of the vectors
+/// search will actually score against.
+pub(super) fn encode(
+    emb: &[f32],
+    dim: usize,
+    mean: &[f32],
+    force: Option<Encoding>,
+    lay_out: impl Fn(&Encoded) -> Vec<u8>,
+) -> Vec<u8> {
     let n = emb.len() / dim;
     let item = || {
         let mut codes = vec![0i8; n * dim];
@@ -86,13 +95,15 @@ pub(super) fn encode(emb: &[f32], dim: usize, mean: &[f32], force: Option<Encodi
             .zip(codes.chunks_exact_mut(dim))
             .map(|(row, c)| quantize_item(row, mean, c))
             .collect();
-        Encoded::ItemAffine { codes, params }
+        lay_out(&Encoded::ItemAffine { codes, params })
+    };
+    let principal = |cov: &[f64], refined| {
+        lay_out(&Encoded::Principal(principal(emb, dim, mean, cov, refined)))
     };
     match force {
         Some(Encoding::ItemAffine) => return item(),
         Some(Encoding::Principal { refined }) => {
-            let cov = covariance(emb, dim, mean);
-            return Encoded::Principal(principal(emb, dim, mean, &cov, refined));
+            return principal(&covariance(emb, dim, mean), refined)
         }
         None => {}
     }
@@ -101,7 +112,7 @@ pub(super) fn encode(emb: &[f32], dim: usize, mean: &[f32], force: Option<Encodi
         return a;
     }
     let cov = covariance(emb, dim, mean);
-    let b = Encoded::Principal(principal(emb, dim, mean, &cov, MAX_REFINED.min(dim)));
+    let b = principal(&cov, MAX_REFINED.min(dim));
     // Second moment M = C + mean mean^T: the queries' distribution.
     let mut m = cov;
     for j in 0..dim {
@@ -109,50 +120,31 @@ pub(super) fn encode(emb: &[f32], dim: usize, mean: &[f32], force: Option<Encodi
             m[j * dim + k] += f64::from(mean[j]) * f64::from(mean[k]);
         }
     }
-    if score_error(emb, dim, mean, &b, &m) < score_error(emb, dim, mean, &a, &m) {
-        b
+    let (a, b) = (table(a), table(b));
+    if score_error(&b, emb, &m) < score_error(&a, emb, &m) {
+        b.into_bytes()
     } else {
-        a
+        a.into_bytes()
     }
 }
 
-/// Row `i` as stored by `enc` (the float vector search scores against).
-pub(super) fn decode_row(enc: &Encoded, dim: usize, mean: &[f32], i: usize, out: &mut [f64]) {
-    match enc {
-        Encoded::ItemAffine { codes, params } => {
-            let (offset, step) = params[i];
-            for (j, o) in out.iter_mut().enumerate() {
-                *o = f64::from(mean[j] + offset + step * f32::from(codes[i * dim + j]));
-            }
-        }
-        Encoded::Principal(p) => {
-            out.iter_mut()
-                .zip(mean)
-                .for_each(|(o, m)| *o = f64::from(*m));
-            for a in 0..dim {
-                let mut c = f64::from(p.codes[i * dim + a]);
-                if a < p.refined {
-                    c += f64::from(p.refine[i * p.refined + a]) / 256.0;
-                }
-                let z = f64::from(p.offset[a]) + f64::from(p.step[a]) * c;
-                for (o, b) in out.iter_mut().zip(&p.basis[a * dim..(a + 1) * dim]) {
-                    *o += z * f64::from(*b);
-                }
-            }
-        }
-    }
+/// A table the writer just laid out (its own bytes: they always load).
+fn table(bytes: Vec<u8>) -> ShopTable {
+    ShopTable::from_bytes(bytes).expect("the writer lays out valid tables")
 }
 
 /// Mean of `e^T m e` over a sample of rows, `e` = stored - float.
-fn score_error(emb: &[f32], dim: usize, mean: &[f32], enc: &Encoded, m: &[f64]) -> f64 {
-    let n = emb.len() / dim;
+fn score_error(table: &ShopTable, emb: &[f32], m: &[f64]) -> f64 {
+    let dim = table.dim();
+    let n = table.len();
     let stride = n.div_ceil(ERROR_SAMPLE).max(1);
+    let mut stored = vec![0f32; dim];
     let mut e = vec![0f64; dim];
     let (mut sum, mut count) = (0f64, 0usize);
     for i in (0..n).step_by(stride) {
-        decode_row(enc, dim, mean, i, &mut e);
-        for (x, v) in e.iter_mut().zip(&emb[i * dim..(i + 1) * dim]) {
-            *x -= f64::from(*v);
+        table.dequantize_into(i, &mut stored);
+        for ((x, s), v) in e.iter_mut().zip(&stored).zip(&emb[i * dim..(i + 1) * dim]) {
+            *x = f64::from(*s) - f64::from(*v);
         }
         for j in 0..dim {
             let row = &m[j * dim..(j + 1) * dim];
@@ -191,37 +183,38 @@ fn covariance(emb: &[f32], dim: usize, mean: &[f32]) -> Vec<f64> {
 }
 
 /// The principal-axes encoding of the rows (see the module documentation).
+/// Two passes over the rows (per-axis ranges, then codes), each rotating one
+/// row at a time: memory stays at the codes, not an `n x dim` f64 copy.
 fn principal(emb: &[f32], dim: usize, mean: &[f32], cov: &[f64], refined: usize) -> Principal {
     let n = emb.len() / dim;
     let (_, vectors) = symmetric_eigen(cov, dim);
     // The basis as stored (f32): codes are computed against exactly the
     // vectors the reader will use.
     let basis: Vec<f32> = vectors.iter().map(|&v| v as f32).collect();
-    let mut z = vec![0f64; n * dim];
     let mut d = vec![0f64; dim];
-    for (row, zr) in emb.chunks_exact(dim).zip(z.chunks_exact_mut(dim)) {
+    let mut z = vec![0f64; dim];
+    // Row `row` on the principal axes, into `z`.
+    let mut rotate = |row: &[f32], z: &mut [f64]| {
         for ((x, v), m) in d.iter_mut().zip(row).zip(mean) {
             *x = f64::from(*v) - f64::from(*m);
         }
-        for (a, za) in zr.iter_mut().enumerate() {
-            *za = basis[a * dim..(a + 1) * dim]
-                .iter()
-                .zip(&d)
-                .map(|(b, x)| f64::from(*b) * x)
-                .sum();
+        for (za, axis) in z.iter_mut().zip(basis.chunks_exact(dim)) {
+            *za = axis.iter().zip(&d).map(|(b, x)| f64::from(*b) * x).sum();
+        }
+    };
+    let mut lo = vec![f64::INFINITY; dim];
+    let mut hi = vec![f64::NEG_INFINITY; dim];
+    for row in emb.chunks_exact(dim) {
+        rotate(row, &mut z);
+        for ((l, h), za) in lo.iter_mut().zip(&mut hi).zip(&z) {
+            *l = l.min(*za);
+            *h = h.max(*za);
         }
     }
     let mut offset = vec![0f32; dim];
     let mut step = vec![0f32; dim];
     for a in 0..dim {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for zr in z.chunks_exact(dim) {
-            lo = lo.min(zr[a]);
-            hi = hi.max(zr[a]);
-        }
-        if !(lo.is_finite() && hi.is_finite()) {
-            (lo, hi) = (0.0, 0.0);
-        }
+        let (lo, hi) = if n == 0 { (0.0, 0.0) } else { (lo[a], hi[a]) };
         let s = ((hi - lo) / 255.0) as f32;
         step[a] = s;
         // Codes are stored as -128..=127: code c stands for lo + (c + 128) s.
@@ -229,13 +222,14 @@ fn principal(emb: &[f32], dim: usize, mean: &[f32], cov: &[f64], refined: usize)
     }
     let mut codes = vec![0i8; n * dim];
     let mut refine = vec![0i8; n * refined];
-    for (i, zr) in z.chunks_exact(dim).enumerate() {
+    for (i, row) in emb.chunks_exact(dim).enumerate() {
+        rotate(row, &mut z);
         for a in 0..dim {
             let s = f64::from(step[a]);
             if s == 0.0 {
                 continue;
             }
-            let u = (zr[a] - f64::from(offset[a])) / s;
+            let u = (z[a] - f64::from(offset[a])) / s;
             let c = u.round().clamp(-128.0, 127.0);
             codes[i * dim + a] = c as i8;
             if a < refined {

@@ -120,7 +120,15 @@ impl Encoding {
         }
     }
 
-    /// A short name for summaries (`table-info`).
+    /// The encoding's name in machine-readable output (`table-info --json`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::ItemAffine => "item-affine",
+            Encoding::Principal { .. } => "principal-axes",
+        }
+    }
+
+    /// A one-line description for summaries (`table-info`, `gallery`).
     pub fn describe(self) -> String {
         match self {
             Encoding::ItemAffine => "item-affine (8 bits over each item's range)".into(),
@@ -312,9 +320,15 @@ impl TableWriter {
     /// [`Self::force_encoding`] or else the one with the smaller expected
     /// score error (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let n = self.len();
         let mean = self.mean();
-        let enc = encode::encode(&self.embeddings, self.dim, &mean, self.force);
+        encode::encode(&self.embeddings, self.dim, &mean, self.force, |enc| {
+            self.lay_out(enc, &mean)
+        })
+    }
+
+    /// The table file for the items encoded as `enc` around `mean`.
+    fn lay_out(&self, enc: &Encoded, mean: &[f32]) -> Vec<u8> {
+        let n = self.len();
         let encoding = enc.encoding();
         let l = Layout::new(self.dim, n, self.records.len(), encoding)
             .expect("a table held in memory has a layout that fits in memory");
@@ -338,7 +352,7 @@ impl TableWriter {
                 out[at + 4 * k..at + 4 * k + 4].copy_from_slice(&v.to_le_bytes());
             }
         };
-        put_f32s(&mut out, l.mean, &mean);
+        put_f32s(&mut out, l.mean, mean);
         let put_i8s = |out: &mut [u8], at: usize, values: &[i8]| {
             for (o, v) in out[at..at + values.len()].iter_mut().zip(values) {
                 *o = *v as u8;

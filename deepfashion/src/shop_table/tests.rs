@@ -32,6 +32,27 @@ fn table_bytes(items: &[TableItem], dim: usize) -> Vec<u8> {
     w.to_bytes()
 }
 
+/// Dot products of each query with item `i` as stored stay within the
+/// table's rounding bound of those with its float embedding `float`.
+fn assert_within_rounding<'a>(
+    t: &ShopTable,
+    i: usize,
+    float: &[f32],
+    queries: impl IntoIterator<Item = &'a Vec<f32>>,
+) {
+    let mut stored = vec![0f32; t.dim()];
+    assert!(t.dequantize_into(i, &mut stored));
+    for q in queries {
+        let s: f32 = stored.iter().zip(q).map(|(a, b)| a * b).sum();
+        let f: f32 = float.iter().zip(q).map(|(a, b)| a * b).sum();
+        let bound = t.rounding_bound(i, q).unwrap();
+        assert!(
+            (s - f).abs() <= bound,
+            "item {i}: {s} vs {f}, bound {bound}"
+        );
+    }
+}
+
 #[test]
 fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
     let dim = 48;
@@ -51,19 +72,12 @@ fn roundtrip_through_file_keeps_header_items_and_finds_itself() {
         assert_eq!(r.name, it.name.as_deref());
         assert_eq!(r.price, it.price.as_deref());
         assert_eq!(r.url, it.url.as_deref());
-        let mut stored = vec![0f32; dim];
-        assert!(t.dequantize_into(i, &mut stored));
-        // Dot products with the stored vector stay within the table's
-        // rounding bound of those with the float embedding.
-        for q in [&its[0].embedding, &its[(i + 1) % 300].embedding] {
-            let s: f32 = stored.iter().zip(q).map(|(a, b)| a * b).sum();
-            let f: f32 = it.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
-            let bound = t.rounding_bound(i, q).unwrap();
-            assert!(
-                (s - f).abs() <= bound,
-                "item {i}: {s} vs {f}, bound {bound}"
-            );
-        }
+        assert_within_rounding(
+            &t,
+            i,
+            &it.embedding,
+            [&its[0].embedding, &its[(i + 1) % 300].embedding],
+        );
     }
     assert!(t.get(300).is_none());
     assert!(t.rounding_bound(300, &its[0].embedding).is_none());
@@ -213,18 +227,8 @@ fn principal_axes_are_chosen_for_trained_like_embeddings_and_keep_the_top20() {
         "{p_stored} {a_stored}"
     );
     // Every stored item is within its rounding bound of the float one.
-    let mut stored = vec![0f32; dim];
     for (i, it) in gallery.iter().enumerate() {
-        assert!(chosen.dequantize_into(i, &mut stored));
-        for q in queries.iter().take(5) {
-            let s: f32 = stored.iter().zip(q).map(|(a, b)| a * b).sum();
-            let f: f32 = it.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
-            let bound = chosen.rounding_bound(i, q).unwrap();
-            assert!(
-                (s - f).abs() <= bound,
-                "item {i}: {s} vs {f}, bound {bound}"
-            );
-        }
+        assert_within_rounding(&chosen, i, &it.embedding, queries.iter().take(5));
     }
     // Each item finds itself first.
     for (i, it) in gallery.iter().enumerate().step_by(7) {
