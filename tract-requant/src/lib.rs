@@ -1,0 +1,391 @@
+//! A tract graph pass for int8 models: each requantization chain that
+//! tract-core writes after a quantized convolution or matrix product
+//!
+//! ```text
+//! i32 accumulator -> Scale(per-channel f32) -> [Add zero point] -> Max lo -> Min hi -> Cast u8/i8
+//! ```
+//!
+//! becomes one [`Requant`] node that reads the accumulator once and writes
+//! the 8-bit output once. tract evaluates the chain as four or five
+//! element-wise passes over the i32 tensor (its `Scale` through a broadcasting
+//! `ndarray` zip), and cannot fuse a per-channel scale into its matmul
+//! kernels: on the `edge` int8 model these passes were 42% of a frame.
+//!
+//! The fused op computes exactly what the chain computes, bit for bit (the
+//! tests run both on the same inputs, extreme accumulators included):
+//! `y = clamp(sat_i32(round_half_even(x as f32 * scale[c])) + zero_point, lo, hi)`.
+//!
+//! Use [`fuse`] on an optimized model (`into_optimized()`), before making the
+//! plan.
+
+use tract_core::internal::*;
+use tract_core::ops::binary::TypedBinOp;
+use tract_core::ops::cast::Cast;
+use tract_core::ops::math::{Add, Max, Min};
+use tract_core::ops::quant::Scale;
+
+/// One fused requantization: `clamp(round_half_even(x * scale[c]) +
+/// zero_point, lo, hi)` from an i32 tensor into an 8-bit one, `c` the index
+/// along `axis` (or one scale for the whole tensor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requant {
+    /// The scale per index along `axis`, or a single scale.
+    pub scale: Vec<f32>,
+    /// The axis `scale` runs along (ignored with a single scale).
+    pub axis: usize,
+    /// Added after rounding (wrapping, as tract's i32 `Add`).
+    pub zero_point: i32,
+    /// Lower clamp, within the output type's range.
+    pub lo: i32,
+    /// Upper clamp, within the output type's range.
+    pub hi: i32,
+    /// The output type: `u8`, `i8` or their quantized forms.
+    pub out: DatumType,
+}
+
+// Scales are finite (checked where the op is made), so `==` is an equivalence.
+impl Eq for Requant {}
+
+impl Op for Requant {
+    fn name(&self) -> StaticName {
+        "Requant".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{} scale(s) on axis {}, zero point {}, clamp [{}, {}] -> {:?}",
+            self.scale.len(),
+            self.axis,
+            self.zero_point,
+            self.lo,
+            self.hi,
+            self.out
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Requant {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = &inputs[0];
+        let shape = input.shape();
+        let (outer, channels, inner) = self.split(shape)?;
+        let x_view = input.try_as_plain_ram()?;
+        let x = x_view.as_slice::<i32>()?;
+        // SAFETY: every element is written below before the tensor is read.
+        let mut output = unsafe { Tensor::uninitialized_dt(self.out, shape)? };
+        {
+            let mut y_view = output.try_as_plain_ram_mut()?;
+            if self.out.unquantized() == DatumType::U8 {
+                self.run(x, y_view.as_slice_mut::<u8>()?, outer, channels, inner);
+            } else {
+                self.run(x, y_view.as_slice_mut::<i8>()?, outer, channels, inner);
+            }
+        }
+        Ok(tvec!(output.into_tvalue()))
+    }
+}
+
+impl TypedOp for Requant {
+    as_op!();
+
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(
+            inputs[0].datum_type == DatumType::I32,
+            "Requant reads i32, got {:?}",
+            inputs[0].datum_type
+        );
+        Ok(tvec!(self.out.fact(inputs[0].shape.clone())))
+    }
+}
+
+/// An 8-bit output element.
+trait Out: Copy {
+    fn from_i32(v: i32) -> Self;
+}
+
+impl Out for u8 {
+    #[inline(always)]
+    fn from_i32(v: i32) -> Self {
+        v as u8
+    }
+}
+
+impl Out for i8 {
+    #[inline(always)]
+    fn from_i32(v: i32) -> Self {
+        v as i8
+    }
+}
+
+/// `2^23`: from here on every f32 is an integer.
+const TWO_POW_23: f32 = 8_388_608.0;
+
+/// Round half to even, for every finite f32 (what tract's `Scale` does):
+/// below `2^23`, adding and subtracting `2^23` rounds in the FPU's default
+/// mode; above it the value is already an integer.
+#[inline(always)]
+fn round_half_even(v: f32) -> f32 {
+    let a = v.abs();
+    let r = (a + TWO_POW_23) - TWO_POW_23;
+    let r = if a < TWO_POW_23 { r } else { a };
+    r.copysign(v)
+}
+
+impl Requant {
+    /// The input's shape as (outer, channels, inner) around `axis`.
+    fn split(&self, shape: &[usize]) -> TractResult<(usize, usize, usize)> {
+        if self.scale.len() == 1 {
+            return Ok((1, 1, shape.iter().product()));
+        }
+        ensure!(
+            self.axis < shape.len() && shape[self.axis] == self.scale.len(),
+            "Requant: {} scales on axis {} of shape {:?}",
+            self.scale.len(),
+            self.axis,
+            shape
+        );
+        let outer = shape[..self.axis].iter().product();
+        let inner = shape[self.axis + 1..].iter().product();
+        Ok((outer, shape[self.axis], inner))
+    }
+
+    /// The whole tensor, one channel row at a time.
+    fn run<T: Out>(&self, x: &[i32], y: &mut [T], outer: usize, channels: usize, inner: usize) {
+        let rows = x.chunks_exact(inner.max(1)).zip(y.chunks_exact_mut(inner.max(1)));
+        for (row, (x, y)) in rows.enumerate().take(outer * channels) {
+            let scale = self.scale[row % channels];
+            if !self.row_dispatch(x, y, scale) {
+                self.row_exact(x, y, scale);
+            }
+        }
+    }
+
+    /// [`Self::row_fast`], compiled for AVX2 where the CPU has it (the
+    /// workspace builds for baseline x86-64, whose SSE2 has no 8-lane
+    /// conversions).
+    #[inline(always)]
+    fn row_dispatch<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { self.row_fast_avx2(x, y, scale) };
+        }
+        self.row_fast(x, y, scale)
+    }
+
+    /// [`Self::row_fast`] with AVX2 enabled.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn row_fast_avx2<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) -> bool {
+        self.row_fast(x, y, scale)
+    }
+
+    /// One row in f32 arithmetic, branch-free so that the compiler
+    /// vectorizes it. Exact when every `|x * scale|` is below `2^30`, which
+    /// it checks: returns false (and the row must be redone exactly)
+    /// otherwise.
+    ///
+    /// Why exact: below `2^22`, adding and subtracting `1.5 * 2^23` rounds
+    /// half to even; beyond it the rounded value may be off but stays beyond
+    /// `2^21`, as is the exact one, and both clamp to the same bound (zero
+    /// point and bounds are below `2^16`, f32 rounding is monotonic). Below
+    /// `2^30` no i32 saturates or wraps, so the float sum and clamp equal
+    /// the integer ones.
+    #[inline(always)]
+    fn row_fast<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) -> bool {
+        const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+        const LIMIT: f32 = 1_073_741_824.0; // 2^30
+        let (zp, lo, hi) = (self.zero_point as f32, self.lo as f32, self.hi as f32);
+        let mut big = 0u32;
+        for (x, y) in x.iter().zip(y.iter_mut()) {
+            let v = *x as f32 * scale;
+            big |= (v.abs() >= LIMIT) as u32;
+            let r = (v + MAGIC) - MAGIC;
+            let c = r + zp;
+            let c = if c < lo { lo } else { c };
+            let c = if c > hi { hi } else { c };
+            // SAFETY: `c` is finite and within [lo, hi], inside i32.
+            *y = T::from_i32(unsafe { c.to_int_unchecked::<i32>() });
+        }
+        big == 0
+    }
+
+    /// One row exactly as tract's chain computes it, for rows with huge
+    /// accumulators.
+    fn row_exact<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) {
+        let (zp, lo, hi) = (self.zero_point, self.lo, self.hi);
+        for (x, y) in x.iter().zip(y.iter_mut()) {
+            // `as i32` saturates, as tract's cast does.
+            let r = round_half_even(*x as f32 * scale) as i32;
+            *y = T::from_i32(r.wrapping_add(zp).max(lo).min(hi));
+        }
+    }
+}
+
+/// What a node of the chain contributes.
+enum Step {
+    ZeroPoint(i32),
+    Lo(i32),
+    Hi(i32),
+    Cast(DatumType),
+}
+
+/// The single i32 constant of a binary node's other input, if it is a
+/// uniform constant.
+fn uniform_i32(model: &TypedModel, node: &TypedNode, from: OutletId) -> Option<i32> {
+    if node.inputs.len() != 2 {
+        return None;
+    }
+    let other = if node.inputs[0] == from { node.inputs[1] } else { node.inputs[0] };
+    let fact = model.outlet_fact(other).ok()?;
+    let k = fact.uniform.as_ref().or(fact.konst.as_ref())?;
+    if k.datum_type() != DatumType::I32 || (fact.uniform.is_none() && k.len() != 1) {
+        return None;
+    }
+    k.cast_to_scalar::<i32>().ok()
+}
+
+/// What `node` (fed by `from`) does in a requantization chain, if anything.
+fn step(model: &TypedModel, node: &TypedNode, from: OutletId) -> Option<Step> {
+    if let Some(cast) = node.op_as::<Cast>() {
+        let dt = cast.to.unquantized();
+        return (dt == DatumType::U8 || dt == DatumType::I8).then_some(Step::Cast(cast.to));
+    }
+    let bin = node.op_as::<TypedBinOp>()?;
+    if bin.1.is_some() || node.outputs[0].fact.datum_type != DatumType::I32 {
+        return None;
+    }
+    let v = uniform_i32(model, node, from)?;
+    let mini = &bin.0;
+    if mini.is::<Add>() {
+        Some(Step::ZeroPoint(v))
+    } else if mini.is::<Max>() {
+        Some(Step::Lo(v))
+    } else if mini.is::<Min>() {
+        Some(Step::Hi(v))
+    } else {
+        None
+    }
+}
+
+/// The node fed only by `outlet`, if `outlet` has exactly one consumer and
+/// is not a model output.
+fn only_successor(model: &TypedModel, outlet: OutletId) -> Option<usize> {
+    let node = model.node(outlet.node);
+    let succ = &node.outputs[outlet.slot].successors;
+    if succ.len() != 1 || model.output_outlets().ok()?.contains(&outlet) {
+        return None;
+    }
+    Some(succ[0].node)
+}
+
+/// Match the chain starting at the `Scale` node `scale_id`: the fused op, the
+/// accumulator it reads and the last node it replaces.
+fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId, OutletId)> {
+    let node = model.node(scale_id);
+    let bin = node.op_as::<TypedBinOp>()?;
+    if !bin.0.is::<Scale>() || bin.1.is_some() || node.inputs.len() != 2 {
+        return None;
+    }
+    let acc = node.inputs[1];
+    let acc_fact = model.outlet_fact(acc).ok()?;
+    let out_fact = &node.outputs[0].fact;
+    if acc_fact.datum_type != DatumType::I32 || out_fact.datum_type != DatumType::I32 {
+        return None;
+    }
+    let shape = acc_fact.shape.as_concrete()?.to_vec();
+    if out_fact.shape.as_concrete()? != shape.as_slice() {
+        return None;
+    }
+    let scale_fact = model.outlet_fact(node.inputs[0]).ok()?;
+    let scale_t = scale_fact.konst.as_ref()?;
+    if scale_t.datum_type() != DatumType::F32 || scale_t.rank() > shape.len() {
+        return None;
+    }
+    let scale: Vec<f32> = scale_t.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+    if scale.iter().any(|s| !s.is_finite()) {
+        return None;
+    }
+    // Broadcast from the right: the scale varies along at most one axis.
+    let pad = shape.len() - scale_t.rank();
+    let varying: Vec<usize> = scale_t
+        .shape()
+        .iter()
+        .enumerate()
+        .filter(|(_, &d)| d != 1)
+        .map(|(i, _)| i + pad)
+        .collect();
+    let axis = match varying.as_slice() {
+        [] => 0,
+        [a] if shape[*a] == scale.len() => *a,
+        _ => return None,
+    };
+    let scale = if varying.is_empty() { vec![scale[0]] } else { scale };
+
+    let (mut zero_point, mut lo, mut hi) = (0i32, i32::MIN, i32::MAX);
+    let mut clamped = false;
+    let mut at: OutletId = scale_id.into();
+    loop {
+        let next = model.node(only_successor(model, at)?);
+        match step(model, next, at)? {
+            Step::ZeroPoint(z) if !clamped => zero_point = zero_point.checked_add(z)?,
+            Step::ZeroPoint(_) => return None,
+            Step::Lo(v) => {
+                clamped = true;
+                lo = lo.max(v);
+            }
+            Step::Hi(v) => {
+                clamped = true;
+                hi = hi.min(v);
+            }
+            Step::Cast(out) => {
+                let (min, max) = if out.unquantized() == DatumType::U8 {
+                    (0, 255)
+                } else {
+                    (-128, 127)
+                };
+                // The fast path's exactness argument needs a small zero point.
+                if lo < min || hi > max || lo > hi || zero_point.unsigned_abs() >= 1 << 16 {
+                    return None;
+                }
+                if next.outputs[0].fact.shape.as_concrete()? != shape.as_slice() {
+                    return None;
+                }
+                let op = Requant { scale, axis, zero_point, lo, hi, out };
+                return Some((op, acc, next.id.into()));
+            }
+        }
+        at = next.id.into();
+    }
+}
+
+/// Replace every requantization chain of `model` by one [`Requant`] node.
+/// Returns how many chains were fused. The model computes the same values
+/// afterwards, bit for bit.
+pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
+    let mut fused = 0;
+    let order = model.eval_order()?;
+    for id in order {
+        let Some((op, acc, last)) = match_chain(model, id) else {
+            continue;
+        };
+        let name = format!("{}.requant", model.node(last.node).name);
+        let mut patch = TypedModelPatch::new(format!("fuse requantization into {name}"));
+        let input = patch.tap_model(model, acc)?;
+        let out = patch.wire_node(name, op, &[input])?[0];
+        patch.shunt_outside(model, last, out)?;
+        patch.apply(model)?;
+        fused += 1;
+    }
+    if fused > 0 {
+        model.compact()?;
+    }
+    Ok(fused)
+}
+
+#[cfg(test)]
+mod tests;

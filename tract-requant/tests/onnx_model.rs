@@ -1,0 +1,61 @@
+//! The pass on a real exported int8 model (the demo's `tiny` FashionNet):
+//! every requantization chain is fused and the outputs stay bit-identical.
+
+use tract_onnx::prelude::*;
+
+const MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../assets/demo/fashionnet-tiny.int8.onnx"
+);
+
+fn optimized() -> TypedModel {
+    let model = tract_onnx::onnx().model_for_path(MODEL).unwrap();
+    // The demo model is the `tiny` config: 96 x 96 input.
+    model
+        .with_input_fact(0, f32::fact([1, 3, 96, 96]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+}
+
+fn count(model: &TypedModel, name: &str) -> usize {
+    model.nodes().iter().filter(|n| n.op().name() == name).count()
+}
+
+#[test]
+fn every_chain_of_the_demo_model_is_fused_and_outputs_are_identical() {
+    let reference = optimized();
+    let scales = count(&reference, "Scale");
+    assert!(scales > 0, "the int8 model has requantization chains");
+    let mut fused = reference.clone();
+    let n = tract_requant::fuse(&mut fused).unwrap();
+    assert_eq!(n, scales, "one fused op per chain");
+    assert_eq!(count(&fused, "Scale"), 0);
+    assert_eq!(count(&fused, "Requant"), n);
+
+    let shape: Vec<usize> = reference
+        .input_fact(0)
+        .unwrap()
+        .shape
+        .as_concrete()
+        .unwrap()
+        .to_vec();
+    let a = reference.into_runnable().unwrap();
+    let b = fused.into_runnable().unwrap();
+    for seed in 0..3u32 {
+        let len: usize = shape.iter().product();
+        // A deterministic spread of pixel-like values per seed.
+        let data: Vec<f32> = (0..len)
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed * 977)) % 1000) as f32 / 250.0 - 2.0)
+            .collect();
+        let x = tract_ndarray::ArrayD::from_shape_vec(shape.clone(), data).unwrap();
+        let x: Tensor = x.into();
+        let ra = a.run(tvec!(x.clone().into())).unwrap();
+        let rb = b.run(tvec!(x.into())).unwrap();
+        assert_eq!(ra.len(), rb.len());
+        for (k, (oa, ob)) in ra.iter().zip(rb.iter()).enumerate() {
+            let (oa, ob) = (oa.try_as_plain_ram().unwrap(), ob.try_as_plain_ram().unwrap());
+            assert_eq!(oa.as_bytes(), ob.as_bytes(), "output {k} differs (seed {seed})");
+        }
+    }
+}
