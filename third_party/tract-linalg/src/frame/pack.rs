@@ -1106,23 +1106,28 @@ unsafe fn transpose_4x4_neon_armv7_16(
 
 // K=4-inner packing writer (PackedI8K4 layout), fed in K-OUTER order (same feed
 // as KOutWriter, used by the im2col patchers): for each k, all mn. Within a panel,
-// element (k, local_mn) lands at (k/4)*r*4 + local_mn*4 + (k%4), so consecutive mn
-// for a fixed k are stride-4 stores.
+// element (k, local_mn) lands at (k/4)*r*4 + local_mn*4 + (k%4).
+//
+// Patched (PATCHED.md, change 4): the writer stages the four k rows of a K=4
+// block (4 x mn values, written contiguously as they come) and, once the block
+// is complete, interleaves them into the panels: per mn lane the four values
+// are one 4-byte store instead of four scattered single-element stores. The
+// last, partial block (k not a multiple of 4) and anything written before an
+// early drop are flushed when the writer is dropped; lanes never written are
+// left as they were (the callers zero the buffer: K padding must read 0).
 #[derive(Debug)]
 pub struct KOut4Writer<'p, T>
 where
     T: Copy + std::fmt::Debug,
 {
     base: *mut T,
-    r4: usize,        // r * 4
+    r: usize,
     panel_len: usize, // k_aligned * r
-    panels: usize,
-    panel_width: usize,
-    last_panel_width: usize,
-    kb: usize, // k / 4
-    kr: usize, // k % 4
-    panel: usize,
-    local_mn: usize,
+    mn: usize,
+    kb: usize, // the K=4 block being staged
+    // Row kr of the block at [kr * mn, (kr + 1) * mn): its length is always
+    // kr * mn + (position in row kr).
+    stage: Vec<T>,
     _phantom: PhantomData<&'p T>,
 }
 
@@ -1131,40 +1136,90 @@ where
     T: Copy + std::fmt::Debug,
 {
     pub fn new(base: *mut T, r: usize, panel_len: usize, mn: usize) -> KOut4Writer<'p, T> {
-        let panels = mn.divceil(r).max(1);
-        let last_panel_width = mn - (panels - 1) * r;
         KOut4Writer {
             base,
-            r4: r * 4,
+            r,
             panel_len,
-            panels,
-            panel_width: r,
-            last_panel_width,
+            mn,
             kb: 0,
-            kr: 0,
-            panel: 0,
-            local_mn: 0,
+            stage: Vec::with_capacity(4 * mn),
             _phantom: PhantomData,
         }
     }
-    #[inline(always)]
-    fn panel_width(&self) -> usize {
-        if self.panel == self.panels - 1 { self.last_panel_width } else { self.panel_width }
-    }
-    #[inline(always)]
-    fn advance(&mut self, by: usize) {
-        self.local_mn += by;
-        if self.local_mn >= self.panel_width() {
-            self.local_mn = 0;
-            self.panel += 1;
-            if self.panel == self.panels {
-                self.panel = 0;
-                self.kr += 1;
-                if self.kr == 4 {
-                    self.kr = 0;
-                    self.kb += 1;
+
+    /// Write the staged block (complete or not) into the panels.
+    fn flush(&mut self) {
+        let (mn, r) = (self.mn, self.r);
+        if mn == 0 {
+            // Nothing has a place in an empty buffer.
+            self.stage.clear();
+            return;
+        }
+        if self.stage.len() == 4 * mn && std::mem::size_of::<T>() == 1 {
+            // A complete block of bytes: one u32 per mn lane.
+            let s = self.stage.as_ptr() as *const u8;
+            for p in 0..mn.div_ceil(r) {
+                let n0 = p * r;
+                let w = r.min(mn - n0);
+                unsafe {
+                    let dst = self.base.add(p * self.panel_len + self.kb * r * 4) as *mut u8;
+                    interleave4(
+                        std::slice::from_raw_parts(s.add(n0), w),
+                        std::slice::from_raw_parts(s.add(mn + n0), w),
+                        std::slice::from_raw_parts(s.add(2 * mn + n0), w),
+                        std::slice::from_raw_parts(s.add(3 * mn + n0), w),
+                        dst,
+                    );
                 }
             }
+        } else {
+            for (e, &t) in self.stage.iter().enumerate() {
+                let (kr, n) = (e / mn, e % mn);
+                unsafe {
+                    let off = (n / r) * self.panel_len + self.kb * r * 4 + (n % r) * 4 + kr;
+                    *self.base.add(off) = t;
+                }
+            }
+        }
+        self.stage.clear();
+        self.kb += 1;
+    }
+}
+
+/// `dst[4j..4j+4] = [a[j], b[j], c[j], d[j]]`, unaligned `dst`.
+#[inline]
+unsafe fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], dst: *mut u8) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        unsafe { interleave4_avx2(a, b, c, d, dst) };
+        return;
+    }
+    unsafe { interleave4_portable(a, b, c, d, dst) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interleave4_avx2(a: &[u8], b: &[u8], c: &[u8], d: &[u8], dst: *mut u8) {
+    unsafe { interleave4_portable(a, b, c, d, dst) }
+}
+
+#[inline(always)]
+unsafe fn interleave4_portable(a: &[u8], b: &[u8], c: &[u8], d: &[u8], dst: *mut u8) {
+    let w = a.len();
+    let (b, c, d) = (&b[..w], &c[..w], &d[..w]);
+    for j in 0..w {
+        let word = u32::from_le_bytes([a[j], b[j], c[j], d[j]]);
+        unsafe { (dst.add(4 * j) as *mut u32).write_unaligned(word.to_le()) };
+    }
+}
+
+impl<T> Drop for KOut4Writer<'_, T>
+where
+    T: Copy + std::fmt::Debug,
+{
+    fn drop(&mut self) {
+        if !self.stage.is_empty() {
+            self.flush();
         }
     }
 }
@@ -1175,36 +1230,23 @@ where
 {
     #[inline(always)]
     fn write(&mut self, t: T) {
-        unsafe {
-            let off = self.panel * self.panel_len + self.kb * self.r4 + self.local_mn * 4 + self.kr;
-            *self.base.add(off) = t;
+        // Capacity is 4 * mn and the block is flushed when full: no reallocation.
+        self.stage.push(t);
+        if self.stage.len() == 4 * self.mn {
+            self.flush();
         }
-        self.advance(1);
     }
 
     #[inline]
     fn write_slice(&mut self, mut ts: &[T]) {
-        // Patched (PATCHED.md): a slice that spans several panels (an im2col
-        // row is usually wider than r) is written panel by panel with the
-        // tight stride-4 store, instead of element by element through
-        // `write` and `advance`.
         while !ts.is_empty() {
-            let take = (self.panel_width() - self.local_mn).min(ts.len());
-            if take == 0 {
-                // Only an empty (mn = 0) buffer has a zero-width panel.
-                return;
-            }
-            unsafe {
-                let mut d = self.base.add(
-                    self.panel * self.panel_len + self.kb * self.r4 + self.local_mn * 4 + self.kr,
-                );
-                for &t in &ts[..take] {
-                    *d = t;
-                    d = d.add(4);
-                }
-            }
-            self.advance(take);
+            let room = 4 * self.mn - self.stage.len();
+            let take = room.min(ts.len());
+            self.stage.extend_from_slice(&ts[..take]);
             ts = &ts[take..];
+            if self.stage.len() == 4 * self.mn {
+                self.flush();
+            }
         }
     }
 }
