@@ -155,7 +155,9 @@ impl Requant {
 
     /// The whole tensor, one channel row at a time.
     fn run<T: Out>(&self, x: &[i32], y: &mut [T], outer: usize, channels: usize, inner: usize) {
-        let rows = x.chunks_exact(inner.max(1)).zip(y.chunks_exact_mut(inner.max(1)));
+        let rows = x
+            .chunks_exact(inner.max(1))
+            .zip(y.chunks_exact_mut(inner.max(1)));
         for (row, (x, y)) in rows.enumerate().take(outer * channels) {
             let scale = self.scale[row % channels];
             if !self.row_dispatch(x, y, scale) {
@@ -240,7 +242,11 @@ fn uniform_i32(model: &TypedModel, node: &TypedNode, from: OutletId) -> Option<i
     if node.inputs.len() != 2 {
         return None;
     }
-    let other = if node.inputs[0] == from { node.inputs[1] } else { node.inputs[0] };
+    let other = if node.inputs[0] == from {
+        node.inputs[1]
+    } else {
+        node.inputs[0]
+    };
     let fact = model.outlet_fact(other).ok()?;
     let k = fact.uniform.as_ref().or(fact.konst.as_ref())?;
     if k.datum_type() != DatumType::I32 || (fact.uniform.is_none() && k.len() != 1) {
@@ -306,7 +312,12 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
     if scale_t.datum_type() != DatumType::F32 || scale_t.rank() > shape.len() {
         return None;
     }
-    let scale: Vec<f32> = scale_t.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+    let scale: Vec<f32> = scale_t
+        .try_as_plain_ram()
+        .ok()?
+        .as_slice::<f32>()
+        .ok()?
+        .to_vec();
     if scale.iter().any(|s| !s.is_finite()) {
         return None;
     }
@@ -324,7 +335,11 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
         [a] if shape[*a] == scale.len() => *a,
         _ => return None,
     };
-    let scale = if varying.is_empty() { vec![scale[0]] } else { scale };
+    let scale = if varying.is_empty() {
+        vec![scale[0]]
+    } else {
+        scale
+    };
 
     let (mut zero_point, mut lo, mut hi) = (0i32, i32::MIN, i32::MAX);
     let mut clamped = false;
@@ -355,7 +370,14 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
                 if next.outputs[0].fact.shape.as_concrete()? != shape.as_slice() {
                     return None;
                 }
-                let op = Requant { scale, axis, zero_point, lo, hi, out };
+                let op = Requant {
+                    scale,
+                    axis,
+                    zero_point,
+                    lo,
+                    hi,
+                    out,
+                };
                 return Some((op, acc, next.id.into()));
             }
         }

@@ -15,7 +15,11 @@ fn chain(
 ) -> TypedModel {
     let mut m = TypedModel::default();
     let x = m.add_source("x", i32::fact([1, c, n])).unwrap();
-    let s_shape = if scales.len() == 1 { [1, 1, 1] } else { [1, c, 1] };
+    let s_shape = if scales.len() == 1 {
+        [1, 1, 1]
+    } else {
+        [1, c, 1]
+    };
     let s = m
         .add_const("scale_k", tensor1(scales).into_shape(&s_shape).unwrap())
         .unwrap();
@@ -38,7 +42,24 @@ fn chain(
 /// Even channel rows hold the extremes (the op redoes those rows exactly),
 /// odd rows only values below `2^24` (its vectorized path).
 fn inputs(c: usize, n: usize) -> Tensor {
-    let small = [0, 1, -1, 2, -2, 3, -3, 5, -5, 255, 256, -256, 511, 513, 1 << 22, -(1 << 22) - 1];
+    let small = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        3,
+        -3,
+        5,
+        -5,
+        255,
+        256,
+        -256,
+        511,
+        513,
+        1 << 22,
+        -(1 << 22) - 1,
+    ];
     let huge = [
         (1 << 23) + 1,
         (1 << 24) + 3,
@@ -84,7 +105,11 @@ fn check(scales: &[f32], zp: Option<i32>, lo: i32, hi: i32, out: DatumType) {
     let reference = chain(scales, c, n, zp, lo, hi, out);
     let mut fused = reference.clone();
     assert_eq!(fuse(&mut fused).unwrap(), 1, "the chain is fused");
-    let ops: Vec<String> = fused.nodes().iter().map(|n| n.op().name().to_string()).collect();
+    let ops: Vec<String> = fused
+        .nodes()
+        .iter()
+        .map(|n| n.op().name().to_string())
+        .collect();
     assert!(ops.contains(&"Requant".to_string()), "{ops:?}");
     for gone in ["Scale", "Max", "Min", "Cast", "Add"] {
         assert!(!ops.iter().any(|o| o == gone), "{gone} left in {ops:?}");
@@ -94,7 +119,10 @@ fn check(scales: &[f32], zp: Option<i32>, lo: i32, hi: i32, out: DatumType) {
     let got = run(fused, &x);
     assert_eq!(want.datum_type(), got.datum_type());
     assert_eq!(want.shape(), got.shape());
-    let (w, g) = (want.try_as_plain_ram().unwrap(), got.try_as_plain_ram().unwrap());
+    let (w, g) = (
+        want.try_as_plain_ram().unwrap(),
+        got.try_as_plain_ram().unwrap(),
+    );
     let (w, g) = (w.as_bytes(), g.as_bytes());
     let differing = w.iter().zip(g).filter(|(a, b)| a != b).count();
     assert_eq!(differing, 0, "{differing} of {} outputs differ", w.len());
@@ -102,7 +130,13 @@ fn check(scales: &[f32], zp: Option<i32>, lo: i32, hi: i32, out: DatumType) {
 
 #[test]
 fn per_channel_u8_equals_the_chain_bit_for_bit() {
-    check(&[0.5, 1.5, 2.5e-3, 7.3e-4, 1.0, 3.0], None, 0, 255, u8::datum_type());
+    check(
+        &[0.5, 1.5, 2.5e-3, 7.3e-4, 1.0, 3.0],
+        None,
+        0,
+        255,
+        u8::datum_type(),
+    );
 }
 
 #[test]
@@ -114,7 +148,13 @@ fn zero_point_and_narrow_clamp_equal_the_chain() {
 fn i8_output_equals_the_chain() {
     // Scales below 1: with a zero point, a saturated accumulator would make
     // tract's own `Add` overflow (a panic in this debug-checked build).
-    check(&[0.5, 0.07, 1.25e-5, 0.999], Some(-3), -128, 127, i8::datum_type());
+    check(
+        &[0.5, 0.07, 1.25e-5, 0.999],
+        Some(-3),
+        -128,
+        127,
+        i8::datum_type(),
+    );
 }
 
 #[test]
@@ -124,8 +164,23 @@ fn one_scale_for_the_tensor_equals_the_chain() {
 
 #[test]
 fn rounding_is_half_to_even_for_every_magnitude() {
-    for v in [0.5f32, 1.5, 2.5, -0.5, -1.5, -2.5, 4_194_304.5, 8_388_607.5, 1e10, -3.4e38] {
-        assert_eq!(round_half_even(v), tract_core::internal::round_ties_to_even(v), "{v}");
+    for v in [
+        0.5f32,
+        1.5,
+        2.5,
+        -0.5,
+        -1.5,
+        -2.5,
+        4_194_304.5,
+        8_388_607.5,
+        1e10,
+        -3.4e38,
+    ] {
+        assert_eq!(
+            round_half_even(v),
+            tract_core::internal::round_ties_to_even(v),
+            "{v}"
+        );
     }
 }
 

@@ -19,7 +19,11 @@ fn optimized() -> TypedModel {
 }
 
 fn count(model: &TypedModel, name: &str) -> usize {
-    model.nodes().iter().filter(|n| n.op().name() == name).count()
+    model
+        .nodes()
+        .iter()
+        .filter(|n| n.op().name() == name)
+        .count()
 }
 
 #[test]
@@ -46,7 +50,14 @@ fn every_chain_of_the_demo_model_is_fused_and_outputs_are_identical() {
         let len: usize = shape.iter().product();
         // A deterministic spread of pixel-like values per seed.
         let data: Vec<f32> = (0..len)
-            .map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed * 977)) % 1000) as f32 / 250.0 - 2.0)
+            .map(|i| {
+                (((i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(seed * 977))
+                    % 1000) as f32
+                    / 250.0
+                    - 2.0
+            })
             .collect();
         let x = tract_ndarray::ArrayD::from_shape_vec(shape.clone(), data).unwrap();
         let x: Tensor = x.into();
@@ -54,8 +65,15 @@ fn every_chain_of_the_demo_model_is_fused_and_outputs_are_identical() {
         let rb = b.run(tvec!(x.into())).unwrap();
         assert_eq!(ra.len(), rb.len());
         for (k, (oa, ob)) in ra.iter().zip(rb.iter()).enumerate() {
-            let (oa, ob) = (oa.try_as_plain_ram().unwrap(), ob.try_as_plain_ram().unwrap());
-            assert_eq!(oa.as_bytes(), ob.as_bytes(), "output {k} differs (seed {seed})");
+            let (oa, ob) = (
+                oa.try_as_plain_ram().unwrap(),
+                ob.try_as_plain_ram().unwrap(),
+            );
+            assert_eq!(
+                oa.as_bytes(),
+                ob.as_bytes(),
+                "output {k} differs (seed {seed})"
+            );
         }
     }
 }

@@ -1157,20 +1157,9 @@ where
         }
         if self.stage.len() == 4 * mn && std::mem::size_of::<T>() == 1 {
             // A complete block of bytes: one u32 per mn lane.
-            let s = self.stage.as_ptr() as *const u8;
-            for p in 0..mn.div_ceil(r) {
-                let n0 = p * r;
-                let w = r.min(mn - n0);
-                unsafe {
-                    let dst = self.base.add(p * self.panel_len + self.kb * r * 4) as *mut u8;
-                    interleave4(
-                        std::slice::from_raw_parts(s.add(n0), w),
-                        std::slice::from_raw_parts(s.add(mn + n0), w),
-                        std::slice::from_raw_parts(s.add(2 * mn + n0), w),
-                        std::slice::from_raw_parts(s.add(3 * mn + n0), w),
-                        dst,
-                    );
-                }
+            unsafe {
+                let dst = self.base.add(self.kb * r * 4) as *mut u8;
+                interleave4(self.stage.as_ptr() as *const u8, mn, r, self.panel_len, dst);
             }
         } else {
             for (e, &t) in self.stage.iter().enumerate() {
@@ -1186,30 +1175,50 @@ where
     }
 }
 
-/// `dst[4j..4j+4] = [a[j], b[j], c[j], d[j]]`, unaligned `dst`.
+/// Interleave four staged rows of `mn` bytes (`rows[kr * mn + n]`) into the
+/// panels: lane `n` of panel `n / r` gets the four bytes at
+/// `dst + (n / r) * panel_len + (n % r) * 4`.
 #[inline]
-unsafe fn interleave4(a: &[u8], b: &[u8], c: &[u8], d: &[u8], dst: *mut u8) {
+unsafe fn interleave4(rows: *const u8, mn: usize, r: usize, panel_len: usize, dst: *mut u8) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        unsafe { interleave4_avx2(a, b, c, d, dst) };
+        unsafe { interleave4_avx2(rows, mn, r, panel_len, dst) };
         return;
     }
-    unsafe { interleave4_portable(a, b, c, d, dst) }
+    unsafe { interleave4_portable(rows, mn, r, panel_len, dst) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn interleave4_avx2(a: &[u8], b: &[u8], c: &[u8], d: &[u8], dst: *mut u8) {
-    unsafe { interleave4_portable(a, b, c, d, dst) }
+unsafe fn interleave4_avx2(rows: *const u8, mn: usize, r: usize, panel_len: usize, dst: *mut u8) {
+    unsafe { interleave4_portable(rows, mn, r, panel_len, dst) }
 }
 
 #[inline(always)]
-unsafe fn interleave4_portable(a: &[u8], b: &[u8], c: &[u8], d: &[u8], dst: *mut u8) {
-    let w = a.len();
-    let (b, c, d) = (&b[..w], &c[..w], &d[..w]);
-    for j in 0..w {
-        let word = u32::from_le_bytes([a[j], b[j], c[j], d[j]]);
-        unsafe { (dst.add(4 * j) as *mut u32).write_unaligned(word.to_le()) };
+unsafe fn interleave4_portable(
+    rows: *const u8,
+    mn: usize,
+    r: usize,
+    panel_len: usize,
+    dst: *mut u8,
+) {
+    let (a, b, c, d) = unsafe {
+        (
+            std::slice::from_raw_parts(rows, mn),
+            std::slice::from_raw_parts(rows.add(mn), mn),
+            std::slice::from_raw_parts(rows.add(2 * mn), mn),
+            std::slice::from_raw_parts(rows.add(3 * mn), mn),
+        )
+    };
+    for p in 0..mn.div_ceil(r) {
+        let n0 = p * r;
+        let w = r.min(mn - n0);
+        let (a, b, c, d) = (&a[n0..n0 + w], &b[n0..n0 + w], &c[n0..n0 + w], &d[n0..n0 + w]);
+        let out = unsafe { dst.add(p * panel_len) };
+        for j in 0..w {
+            let word = u32::from_le_bytes([a[j], b[j], c[j], d[j]]);
+            unsafe { (out.add(4 * j) as *mut u32).write_unaligned(word.to_le()) };
+        }
     }
 }
 
