@@ -434,7 +434,16 @@ fn main() {
             // reference: when the probe fails on old toolchains (e.g. Debian
             // stretch's binutils 2.28), the kernel is omitted and `qmmm_i32`
             // dispatch falls back to VNNI or AVX2 with no build error.
-            if os != "windows" && !amx_int8_files.is_empty() && assembler_supports_amx_int8() {
+            // Patched (PATCHED.md, change 5): the AMX int8 kernels are left out.
+            // They read B in 64-K tiles from the K=4-padded PackedI8K4 layout,
+            // past the end of the packed buffer when k is not a multiple of 64
+            // (an intermittent SIGSEGV); the VNNI kernels run instead.
+            const AMX_INT8_KERNELS: bool = false;
+            if AMX_INT8_KERNELS
+                && os != "windows"
+                && !amx_int8_files.is_empty()
+                && assembler_supports_amx_int8()
+            {
                 cc::Build::new().files(&amx_int8_files).compile("x86_64_avx512amx");
                 println!("cargo:rustc-cfg=tract_amx_int8");
             }
