@@ -64,12 +64,8 @@ impl TractModel {
         let plan = tract_onnx::onnx()
             .model_for_proto_model(&proto)
             .and_then(|m| m.with_input_fact(0, f32::fact([batch, 3, s, s]).into()))
-            .and_then(|m| m.into_optimized())
-            .and_then(|mut m| {
-                // The same graph the runtime runs (int8: fused requantization).
-                tract_requant::fuse(&mut m)?;
-                Ok(m)
-            })
+            // The same graph the runtime runs (int8: fused requantization).
+            .and_then(|m| tract_requant::into_optimized(m.into_typed()?))
             .and_then(|m| m.into_runnable())
             .map_err(tract_err(path))?;
         Ok(Self {

@@ -109,11 +109,8 @@ impl Engine {
             .enter(|| -> TractResult<TypedModel> {
                 let mut model = tract_onnx::onnx().model_for_proto_model(proto)?;
                 model.set_input_fact(0, f32::fact([1, 3, s, s]).into())?;
-                let mut model = model.into_optimized()?;
                 // int8 graphs: one pass per requantization instead of four.
-                let fused = tract_requant::fuse(&mut model)?;
-                tracing::debug!(fused, "requantization chains fused");
-                Ok(model)
+                tract_requant::into_optimized(model.into_typed()?)
             })
             .map_err(tract_err)?;
 

@@ -153,30 +153,30 @@ impl Requant {
         Ok((outer, shape[self.axis], inner))
     }
 
-    /// The whole tensor, one channel row at a time.
+    /// The whole tensor, one channel row at a time, through the AVX2
+    /// compilation of [`Self::row_fast`] where the CPU has it (the workspace
+    /// builds for baseline x86-64, whose SSE2 has no 8-lane conversions).
     fn run<T: Out>(&self, x: &[i32], y: &mut [T], outer: usize, channels: usize, inner: usize) {
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
         let rows = x
             .chunks_exact(inner.max(1))
             .zip(y.chunks_exact_mut(inner.max(1)));
         for (row, (x, y)) in rows.enumerate().take(outer * channels) {
             let scale = self.scale[row % channels];
-            if !self.row_dispatch(x, y, scale) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: only with AVX2 present (checked above).
+            let exact = if avx2 {
+                unsafe { self.row_fast_avx2(x, y, scale) }
+            } else {
+                self.row_fast(x, y, scale)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let exact = self.row_fast(x, y, scale);
+            if !exact {
                 self.row_exact(x, y, scale);
             }
         }
-    }
-
-    /// [`Self::row_fast`], compiled for AVX2 where the CPU has it (the
-    /// workspace builds for baseline x86-64, whose SSE2 has no 8-lane
-    /// conversions).
-    #[inline(always)]
-    fn row_dispatch<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (checked just above).
-            return unsafe { self.row_fast_avx2(x, y, scale) };
-        }
-        self.row_fast(x, y, scale)
     }
 
     /// [`Self::row_fast`] with AVX2 enabled.
@@ -383,6 +383,14 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
         }
         at = next.id.into();
     }
+}
+
+/// Optimize `model` as tract does and fuse its requantization chains: the
+/// one way `export` and the runtime prepare a graph, so both run the same.
+pub fn into_optimized(model: TypedModel) -> TractResult<TypedModel> {
+    let mut model = model.into_optimized()?;
+    fuse(&mut model)?;
+    Ok(model)
 }
 
 /// Replace every requantization chain of `model` by one [`Requant`] node.
