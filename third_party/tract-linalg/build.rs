@@ -434,13 +434,9 @@ fn main() {
             // reference: when the probe fails on old toolchains (e.g. Debian
             // stretch's binutils 2.28), the kernel is omitted and `qmmm_i32`
             // dispatch falls back to VNNI or AVX2 with no build error.
-            // Patched (PATCHED.md, change 5): the AMX int8 kernels are left out.
-            // They read B in 64-K tiles from the K=4-padded PackedI8K4 layout,
-            // past the end of the packed buffer when k is not a multiple of 64
-            // (an intermittent SIGSEGV); the VNNI kernels run instead.
-            const AMX_INT8_KERNELS: bool = false;
-            if AMX_INT8_KERNELS
-                && os != "windows"
+            // Patched (PATCHED.md, change 5): these kernels read B in 64-K
+            // tiles; their B packing now pads K to 64 (`PackedI8K4::with_k_pad`).
+            if os != "windows"
                 && !amx_int8_files.is_empty()
                 && assembler_supports_amx_int8()
             {

@@ -1263,17 +1263,29 @@ where
 // K=4-inner packing for SDOT/relaxed-dot int8 matmul: 4 contiguous K per mn-lane.
 // Layout: out[(k/4)*r*4 + m*4 + (k%4)] = src[m,k]. k_alignment=4. Matmul path uses
 // pack_view; the conv im2col patchers feed write_with_k_outer in K-outer order.
+//
+// `k_pad` (a multiple of 4, default 4) is how far each panel's K is padded with
+// zeros. The AMX int8 kernels read B in 64-K tiles (16 K=4 blocks x r), so their
+// B packing pads K to 64: with K padded only to 4, the last tile of the last
+// panel read up to 480 bytes past the packed buffer (an intermittent SIGSEGV
+// when that crossed into an unmapped page). Same layout, longer panels.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct PackedI8K4 {
     pub r: usize,
     pub align: usize,
+    pub k_pad: usize,
 }
 impl PackedI8K4 {
     pub fn new(r: usize) -> Self {
-        PackedI8K4 { r, align: 16 }
+        PackedI8K4 { r, align: 16, k_pad: 4 }
+    }
+    /// The same layout with each panel's K padded to a multiple of `k_pad`.
+    pub const fn with_k_pad(self, k_pad: usize) -> Self {
+        assert!(k_pad >= 4 && k_pad % 4 == 0);
+        PackedI8K4 { k_pad, ..self }
     }
     fn panel(&self, k: usize) -> usize {
-        (k.div_ceil(4) * 4) * self.r
+        k.div_ceil(self.k_pad) * self.k_pad * self.r
     }
     pub fn single_panel_len(&self, k: usize) -> usize {
         self.panel(k)
@@ -1303,7 +1315,7 @@ impl PackedI8K4 {
         ensure!(k_axis != mn_axis, "k_axis and mn_axis must differ (both are {k_axis})");
         let k = t.shape()[k_axis];
         let mn = t.shape()[mn_axis];
-        let kp = k.div_ceil(4) * 4;
+        let kp = k.div_ceil(self.k_pad) * self.k_pad;
         let pl = kp * self.r;
         let panels = mn.div_ceil(self.r);
         let st = t.strides();
@@ -1343,7 +1355,11 @@ impl PackedI8K4 {
 }
 impl std::fmt::Display for PackedI8K4 {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "I8K4[{}]", self.r)
+        if self.k_pad == 4 {
+            write!(f, "I8K4[{}]", self.r)
+        } else {
+            write!(f, "I8K4[{}]k{}", self.r, self.k_pad)
+        }
     }
 }
 impl MMMInputFormat for PackedI8K4 {
@@ -1366,13 +1382,15 @@ impl MMMInputFormat for PackedI8K4 {
         self.r
     }
     fn k_alignment(&self) -> usize {
-        4
+        self.k_pad
     }
     fn merge_with<'o, 'a: 'o, 'b: 'o>(
         &'a self,
         o: &'b dyn MMMInputFormat,
     ) -> Option<&'o dyn MMMInputFormat> {
-        o.downcast_ref::<PackedI8K4>().filter(|x| x.r == self.r).map(|_| self as _)
+        o.downcast_ref::<PackedI8K4>()
+            .filter(|x| x.r == self.r && x.k_pad == self.k_pad)
+            .map(|_| self as _)
     }
     fn mem_size(&self, k: TDim, mn: TDim) -> TDim {
         mn.divceil(self.r) * self.panel(k.to_usize().unwrap_or(0))
@@ -1688,7 +1706,7 @@ mod test {
     //                             in K-OUTER order (for each k, all mn).
     // Both must equal the canonical layout
     //     out[panel*pl + (k/4)*r*4 + local_mn*4 + (k%4)] = src[k, panel*r+local_mn]
-    // with pl = ceil(K/4)*4 * r, and every padding byte (K%4 tail, partial last
+    // with pl = ceil(K/k_pad)*k_pad * r, and every padding byte (K tail, partial last
     // mn panel) left at zero.
     #[derive(Debug, Clone)]
     struct PackI8K4Problem {
@@ -1699,6 +1717,8 @@ mod test {
         // true : input tensor is [mn, k] (k_axis=1, mn_axis=0) — strided read,
         //        mirroring how the "A" operand is fed.
         is_a: bool,
+        // K padding of each panel (4, or 64 for the AMX kernels' B).
+        k_pad: usize,
     }
 
     impl PackI8K4Problem {
@@ -1710,7 +1730,11 @@ mod test {
         }
 
         fn panel_len(&self) -> usize {
-            (self.k.div_ceil(4) * 4) * self.r
+            (self.k.div_ceil(self.k_pad) * self.k_pad) * self.r
+        }
+
+        fn packer(&self) -> super::PackedI8K4 {
+            super::PackedI8K4::new(self.r).with_k_pad(self.k_pad)
         }
 
         // The layout every producer must reproduce.
@@ -1736,7 +1760,7 @@ mod test {
         // The matmul path: pack a TensorView, then read it back panel by panel.
         fn pack_view_bytes(&self) -> Vec<i8> {
             let logical = self.logical();
-            let packer = super::PackedI8K4::new(self.r);
+            let packer = self.packer();
             let (tensor, k_axis, mn_axis) = if self.is_a {
                 // [mn, k] with entry [m, kk] == logical[kk, m]; reads are strided.
                 let a = Array2::from_shape_fn((self.mn, self.k), |(m, kk)| logical[[kk, m]]);
@@ -1763,7 +1787,7 @@ mod test {
         // The conv path: feed the writer in K-outer order (for each k, all mn).
         fn writer_bytes(&self) -> Vec<i8> {
             let logical = self.logical();
-            let packer = super::PackedI8K4::new(self.r);
+            let packer = self.packer();
             let total = packer.len(self.k, self.mn);
             assert_eq!(total, self.mn.div_ceil(self.r) * self.panel_len());
             let mut buf = vec![0i8; total];
@@ -1798,8 +1822,14 @@ mod test {
         type Strategy = BoxedStrategy<PackI8K4Problem>;
         fn arbitrary_with(_: ()) -> Self::Strategy {
             // r is the tile width used by the int8 kernels (SMOPA 32, SDOT 8, ...).
-            (any::<bool>(), prop::sample::select(vec![4usize, 8, 16, 32]), 1usize..40, 1usize..40)
-                .prop_map(|(is_a, r, k, mn)| PackI8K4Problem { k, mn, r, is_a })
+            (
+                any::<bool>(),
+                prop::sample::select(vec![4usize, 8, 16, 32]),
+                1usize..140,
+                1usize..40,
+                prop::sample::select(vec![4usize, 64]),
+            )
+                .prop_map(|(is_a, r, k, mn, k_pad)| PackI8K4Problem { k, mn, r, is_a, k_pad })
                 .boxed()
         }
     }
@@ -1812,7 +1842,22 @@ mod test {
     }
 
     fn k4(k: usize, mn: usize, r: usize, is_a: bool) -> PackI8K4Problem {
-        PackI8K4Problem { k, mn, r, is_a }
+        PackI8K4Problem { k, mn, r, is_a, k_pad: 4 }
+    }
+
+    #[test]
+    fn i8k4_k_padded_to_64_for_amx() {
+        // The AMX int8 kernels load B as 64-K x r tiles: every panel must hold
+        // whole 64-K tiles, the padding zero, the layout otherwise unchanged.
+        for (k, mn, r) in [(27, 9, 8), (64, 8, 8), (65, 17, 8), (288, 33, 16), (1, 1, 16)] {
+            for is_a in [false, true] {
+                let pb = PackI8K4Problem { k, mn, r, is_a, k_pad: 64 };
+                assert_eq!(pb.packer().single_panel_len(k), k.div_ceil(64) * 64 * r);
+                pb.check();
+            }
+        }
+        assert_eq!(super::PackedI8K4::new(8).single_panel_len(27), 28 * 8);
+        assert_ne!(super::PackedI8K4::new(8), super::PackedI8K4::new(8).with_k_pad(64));
     }
 
     #[test]
