@@ -52,7 +52,7 @@ pub fn quantizable_layers(info: &ModelInfo) -> Vec<String> {
 /// answer (the top logit decides top-1), and clipping them makes the best
 /// scores tie. (The 99.99th percentile of the category logits of 256
 /// calibration images is below the largest logit.)
-pub fn is_head_output(name: &str) -> bool {
+fn is_head_output(name: &str) -> bool {
     name.strip_suffix("/out")
         .is_some_and(|layer| tn::OUTPUTS.contains(&layer))
 }
@@ -92,24 +92,25 @@ impl Calibrator {
             o.lo = o.lo.min(x);
             o.hi = o.hi.max(x);
         }
-        if self.method == Method::Percentile && !v.is_empty() {
+        // Head outputs keep min/max whatever the method: no samples needed.
+        if self.method == Method::Percentile && !v.is_empty() && !is_head_output(name) {
             let step = (v.len() / SAMPLES_PER_RUN).max(1);
             o.samples.extend(v.iter().step_by(step));
         }
     }
 
-    /// The ranges per tensor. The outputs of the five head layers
-    /// ([`is_head_output`]) always get the observed minimum and maximum.
+    /// The ranges per tensor. The outputs of the five head layers always get
+    /// the observed minimum and maximum.
     pub fn ranges(&self) -> BTreeMap<String, (f32, f32)> {
         self.stats
             .iter()
             .map(|(k, o)| {
                 let r = match self.method {
                     Method::MinMax => (o.lo, o.hi),
-                    Method::Percentile if is_head_output(k) => (o.lo, o.hi),
                     Method::Percentile => {
                         let mut s = o.samples.clone();
                         s.sort_by(|a, b| a.total_cmp(b));
+                        // No samples: a head output (or an empty tensor).
                         if s.is_empty() {
                             (o.lo, o.hi)
                         } else {

@@ -436,10 +436,7 @@ fn main() {
             // dispatch falls back to VNNI or AVX2 with no build error.
             // Patched (PATCHED.md, change 5): these kernels read B in 64-K
             // tiles; their B packing now pads K to 64 (`PackedI8K4::with_k_pad`).
-            if os != "windows"
-                && !amx_int8_files.is_empty()
-                && assembler_supports_amx_int8()
-            {
+            if os != "windows" && !amx_int8_files.is_empty() && assembler_supports_amx_int8() {
                 cc::Build::new().files(&amx_int8_files).compile("x86_64_avx512amx");
                 println!("cargo:rustc-cfg=tract_amx_int8");
             }

@@ -1315,14 +1315,14 @@ impl PackedI8K4 {
         ensure!(k_axis != mn_axis, "k_axis and mn_axis must differ (both are {k_axis})");
         let k = t.shape()[k_axis];
         let mn = t.shape()[mn_axis];
-        let kp = k.div_ceil(self.k_pad) * self.k_pad;
-        let pl = kp * self.r;
+        let pl = self.panel(k);
         let panels = mn.div_ceil(self.r);
         let st = t.strides();
         let mut blob = unsafe { Blob::new_for_size_and_align(panels * pl, self.align) };
         blob.as_bytes_mut().fill(0);
         let (ks, ms) = (st[k_axis], st[mn_axis]);
-        let kblocks = kp / 4;
+        // Only the blocks holding data: the K padding past them stays zero.
+        let kblocks = k.div_ceil(4);
         unsafe {
             let src = t.as_ptr_unchecked::<i8>();
             let dst = blob.as_mut_ptr() as *mut i8;
