@@ -24,6 +24,8 @@ use tract_core::ops::cast::Cast;
 use tract_core::ops::math::{Add, Max, Min};
 use tract_core::ops::quant::Scale;
 
+pub mod im2col;
+
 /// One fused requantization: `clamp(round_half_even(x * scale[c]) +
 /// zero_point, lo, hi)` from an i32 tensor into an 8-bit one, `c` the index
 /// along `axis` (or one scale for the whole tensor).
@@ -385,11 +387,13 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
     }
 }
 
-/// Optimize `model` as tract does and fuse its requantization chains: the
-/// one way `export` and the runtime prepare a graph, so both run the same.
+/// Optimize `model` as tract does, fuse its requantization chains and give
+/// its int8 convolutions the faster im2col of [`im2col`]: the one way
+/// `export` and the runtime prepare a graph, so both run the same.
 pub fn into_optimized(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_optimized()?;
     fuse(&mut model)?;
+    im2col::replace(&mut model)?;
     Ok(model)
 }
 

@@ -1,5 +1,6 @@
 //! The pass on a real exported int8 model (the demo's `tiny` FashionNet):
-//! every requantization chain is fused and the outputs stay bit-identical.
+//! every requantization chain is fused, every im2col replaced, and the
+//! outputs stay bit-identical.
 
 use tract_onnx::prelude::*;
 
@@ -27,15 +28,22 @@ fn count(model: &TypedModel, name: &str) -> usize {
 }
 
 #[test]
-fn every_chain_of_the_demo_model_is_fused_and_outputs_are_identical() {
+fn every_chain_and_im2col_of_the_demo_model_is_replaced_and_outputs_are_identical() {
     let reference = optimized();
     let scales = count(&reference, "Scale");
     assert!(scales > 0, "the int8 model has requantization chains");
+    let im2cols = count(&reference, "Im2col");
+    assert!(im2cols > 0, "the int8 model has im2col convolutions");
     let mut fused = reference.clone();
     let n = tract_requant::fuse(&mut fused).unwrap();
     assert_eq!(n, scales, "one fused op per chain");
     assert_eq!(count(&fused, "Scale"), 0);
     assert_eq!(count(&fused, "Requant"), n);
+    // The demo model's convolutions are all 3x3, channels first, group 1.
+    let replaced = tract_requant::im2col::replace(&mut fused).unwrap();
+    assert_eq!(replaced, im2cols, "every im2col replaced");
+    assert_eq!(count(&fused, "Im2col"), 0);
+    assert_eq!(count(&fused, "Im2colI8K4"), replaced);
 
     let shape: Vec<usize> = reference
         .input_fact(0)

@@ -380,6 +380,11 @@ inventory::submit! {
 /// smaller epilogue) and beats it on small problems where tile padding dominates. An unknown dim
 /// defaults to the champion. The exact crossover should be re-validated on AMX HW; oneDNN uses
 /// similar shape-based MR/NR selection for its BRGEMM ukernel variants.
+///
+/// K takes no part in the choice: both kernels pad K to 64 (their B packing and TDPBSSD's
+/// 64-byte rows), so a short K costs them the same padding. (Upstream also sent K < 64 to the
+/// 8x8; on the `edge` model's first convolution, m 32, k 27, n 36864, that tile took 3.8 ms
+/// where the 16x16 takes a fraction of it: see PATCHED.md, change 6.)
 #[cfg(tract_amx_int8)]
 fn amx_int8_preferred(
     _isa: &IsaSet,
@@ -391,7 +396,7 @@ fn amx_int8_preferred(
         (DatumType::I32, Some(1)) => None,
         (DatumType::I32, _) => {
             let big = |o: Option<usize>, t: usize| o.is_none_or(|v| v >= t);
-            Some(if big(query.m, 16) && big(query.n, 16) && big(query.k, 64) {
+            Some(if big(query.m, 16) && big(query.n, 16) {
                 avx512amx_mmm_i32_16x16.name.as_str()
             } else {
                 avx512amx_mmm_i32_8x8.name.as_str()
