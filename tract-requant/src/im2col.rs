@@ -147,6 +147,8 @@ impl Im2colI8K4 {
             runs.push((lane, oy, ox, len));
             lane += len;
         }
+        // All r lanes in one output row, read with stride 1.
+        let whole = runs.len() == 1 && lanes == r && self.sx == 1;
         // Lanes past `lanes` stay zero in every row.
         let mut rows = [[0u8; MAX_R]; 4];
         let blocks = self.k().div_ceil(4);
@@ -157,6 +159,14 @@ impl Im2colI8K4 {
             }
             for (t, row) in rows.iter_mut().enumerate() {
                 match self.taps.get(kb * 4 + t) {
+                    // The common case, as fixed-size copies (a variable-length
+                    // `copy_from_slice` of 16 bytes is a call to memmove).
+                    Some(tap) if whole && r == 16 => {
+                        self.gather_fixed::<16>(tap, runs[0].1, runs[0].2, src, pad, row)
+                    }
+                    Some(tap) if whole && r == 8 => {
+                        self.gather_fixed::<8>(tap, runs[0].1, runs[0].2, src, pad, row)
+                    }
                     Some(tap) => {
                         for &(first, oy, ox, len) in &runs {
                             self.gather(tap, oy, ox, src, pad, &mut row[first..first + len]);
@@ -166,6 +176,31 @@ impl Im2colI8K4 {
                 }
             }
             interleave(&rows, r, block);
+        }
+    }
+
+    /// [`Self::gather`] of `R` lanes (stride 1) into `row[..R]`, with
+    /// fixed-size copies when the `R` input columns are inside the row.
+    #[inline(always)]
+    fn gather_fixed<const R: usize>(
+        &self,
+        tap: &KTap,
+        oy: usize,
+        ox: usize,
+        src: &[u8],
+        pad: u8,
+        row: &mut [u8; MAX_R],
+    ) {
+        let iy = (oy * self.sy) as isize + tap.dy;
+        let ix0 = ox as isize + tap.dx;
+        let out: &mut [u8; R] = (&mut row[..R]).try_into().unwrap();
+        if iy < 0 || iy >= self.ih as isize {
+            *out = [pad; R];
+        } else if ix0 >= 0 && ix0 as usize + R <= self.iw {
+            let at = tap.plane + iy as usize * self.iw + ix0 as usize;
+            *out = src[at..at + R].try_into().unwrap();
+        } else {
+            self.gather(tap, oy, ox, src, pad, out);
         }
     }
 

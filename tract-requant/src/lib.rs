@@ -23,6 +23,7 @@ use tract_core::ops::binary::TypedBinOp;
 use tract_core::ops::cast::Cast;
 use tract_core::ops::math::{Add, Max, Min};
 use tract_core::ops::quant::Scale;
+use tract_core::tract_linalg::multithread::par_chunks_mut;
 
 pub mod im2col;
 
@@ -82,9 +83,9 @@ impl EvalOp for Requant {
         {
             let mut y_view = output.try_as_plain_ram_mut()?;
             if self.out.unquantized() == DatumType::U8 {
-                self.run(x, y_view.as_slice_mut::<u8>()?, outer, channels, inner);
+                self.run(x, y_view.as_slice_mut::<u8>()?, outer, channels, inner)?;
             } else {
-                self.run(x, y_view.as_slice_mut::<i8>()?, outer, channels, inner);
+                self.run(x, y_view.as_slice_mut::<i8>()?, outer, channels, inner)?;
             }
         }
         Ok(tvec!(output.into_tvalue()))
@@ -158,27 +159,41 @@ impl Requant {
     /// The whole tensor, one channel row at a time, through the AVX2
     /// compilation of [`Self::row_fast`] where the CPU has it (the workspace
     /// builds for baseline x86-64, whose SSE2 has no 8-lane conversions).
-    fn run<T: Out>(&self, x: &[i32], y: &mut [T], outer: usize, channels: usize, inner: usize) {
+    /// Rows are split over tract's executor threads; each row is computed
+    /// the same way whichever thread runs it.
+    fn run<T: Out + Send>(
+        &self,
+        x: &[i32],
+        y: &mut [T],
+        outer: usize,
+        channels: usize,
+        inner: usize,
+    ) -> TractResult<()> {
         #[cfg(target_arch = "x86_64")]
         let avx2 = std::arch::is_x86_feature_detected!("avx2");
-        let rows = x
-            .chunks_exact(inner.max(1))
-            .zip(y.chunks_exact_mut(inner.max(1)));
-        for (row, (x, y)) in rows.enumerate().take(outer * channels) {
-            let scale = self.scale[row % channels];
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: only with AVX2 present (checked above).
-            let exact = if avx2 {
-                unsafe { self.row_fast_avx2(x, y, scale) }
-            } else {
-                self.row_fast(x, y, scale)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let exact = self.row_fast(x, y, scale);
-            if !exact {
-                self.row_exact(x, y, scale);
+        let inner = inner.max(1);
+        let rows = (outer * channels).min(y.len() / inner);
+        let y = &mut y[..rows * inner];
+        par_chunks_mut(y, inner, x.len(), |first, chunk| {
+            for (i, y) in chunk.chunks_exact_mut(inner).enumerate() {
+                let row = first + i;
+                let x = &x[row * inner..][..inner];
+                let scale = self.scale[row % channels];
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: only with AVX2 present (checked above).
+                let exact = if avx2 {
+                    unsafe { self.row_fast_avx2(x, y, scale) }
+                } else {
+                    self.row_fast(x, y, scale)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                let exact = self.row_fast(x, y, scale);
+                if !exact {
+                    self.row_exact(x, y, scale);
+                }
             }
-        }
+            Ok(())
+        })
     }
 
     /// [`Self::row_fast`] with AVX2 enabled.

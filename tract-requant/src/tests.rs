@@ -140,6 +140,22 @@ fn per_channel_u8_equals_the_chain_bit_for_bit() {
 }
 
 #[test]
+fn rows_split_over_threads_equal_the_chain() {
+    use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+    // Thread even these small tensors (the default skips below 32,768).
+    tract_core::tract_linalg::multithread::set_threading_element_threshold(0);
+    multithread_tract_scope(Executor::multithread(3), || {
+        check(
+            &[0.5, 1.5, 2.5e-3, 7.3e-4, 1.0, 3.0, 0.2],
+            Some(5),
+            0,
+            255,
+            u8::datum_type(),
+        )
+    });
+}
+
+#[test]
 fn zero_point_and_narrow_clamp_equal_the_chain() {
     check(&[0.25, 0.013, 0.75], Some(17), 3, 200, u8::datum_type());
 }
