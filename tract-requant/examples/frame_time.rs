@@ -4,16 +4,18 @@
 //! the passes; the side-by-side figures come from `cargo xtask bench runtime`.
 
 use std::time::Instant;
+use tract_core::internal::TractErrorContext;
 use tract_core::plan::{SimplePlan, SimpleState};
 use tract_core::runtime::RunOptions;
 use tract_core::tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
-use tract_core::internal::TractErrorContext;
 
 fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).context("usage: frame_time MODEL.onnx [THREADS] [RUNS]")?;
+    let path = args
+        .get(1)
+        .context("usage: frame_time MODEL.onnx [THREADS] [RUNS]")?;
     let threads: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let runs: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(30);
     let mut model = tract_onnx::onnx().model_for_path(path)?;
@@ -22,13 +24,24 @@ fn main() -> TractResult<()> {
     let shape: TVec<usize> = fact
         .shape
         .dims()
-        .map(|d| d.concretize().and_then(|t| t.to_i64().ok()).map_or(1, |v| v as usize))
+        .map(|d| {
+            d.concretize()
+                .and_then(|t| t.to_i64().ok())
+                .map_or(1, |v| v as usize)
+        })
         .collect();
     model.set_input_fact(0, f32::fact(&shape).into())?;
     let model = model.into_typed()?;
     let model = tract_requant::into_optimized(model)?;
-    let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
-    let options = RunOptions { executor: Some(executor), ..Default::default() };
+    let executor = if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    };
+    let options = RunOptions {
+        executor: Some(executor),
+        ..Default::default()
+    };
     let plan = SimplePlan::new_with_options(model, &options)?;
     let mut state = SimpleState::new(&plan)?;
     let x = Tensor::zero::<f32>(&shape)?;

@@ -68,7 +68,11 @@ impl Im2colI8K4 {
     /// The replacement for `op`, an `Im2Col` reading an input of `input_fact`
     /// and producing `output_fact`, when this op handles its case (see the
     /// module doc); `None` otherwise.
-    pub fn for_im2col(op: &Im2Col, input_fact: &TypedFact, output_fact: &TypedFact) -> Option<Self> {
+    pub fn for_im2col(
+        op: &Im2Col,
+        input_fact: &TypedFact,
+        output_fact: &TypedFact,
+    ) -> Option<Self> {
         let dt = input_fact.datum_type.unquantized();
         if op.group != 1 || !(dt == DatumType::I8 || dt == DatumType::U8) {
             return None;
@@ -119,7 +123,17 @@ impl Im2colI8K4 {
                 }
             }
         }
-        Some(Im2colI8K4 { format, input_shape, ih, iw, ow, n, sy, sx, taps })
+        Some(Im2colI8K4 {
+            format,
+            input_shape,
+            ih,
+            iw,
+            ow,
+            n,
+            sy,
+            sx,
+            taps,
+        })
     }
 
     /// The matrix product's k: one per tap.
@@ -129,7 +143,11 @@ impl Im2colI8K4 {
 
     /// The exotic fact of the output, as tract-core's `Im2Col` declares it.
     fn packed_fact(&self) -> PackedExoticFact {
-        PackedExoticFact { format: Box::new(self.format.clone()), k: self.k(), mn: self.n.to_dim() }
+        PackedExoticFact {
+            format: Box::new(self.format.clone()),
+            k: self.k(),
+            mn: self.n.to_dim(),
+        }
     }
 
     /// Write panel `p` (`out`, `single_panel_len(k)` bytes) from `src`.
@@ -137,6 +155,15 @@ impl Im2colI8K4 {
         let r = self.format.r;
         let n0 = p * r;
         let lanes = r.min(self.n - n0);
+        let (oy, ox) = (n0 / self.ow, n0 % self.ow);
+        // The common case: all r lanes in one output row, read with stride 1.
+        if lanes == r && ox + r <= self.ow && self.sx == 1 {
+            match r {
+                16 => return self.whole_panel::<16>(oy, ox, src, pad, out),
+                8 => return self.whole_panel::<8>(oy, ox, src, pad, out),
+                _ => {}
+            }
+        }
         // The panel's output positions as runs within one output row:
         // (first lane, output row, first output column, length).
         let mut runs: TVec<(usize, usize, usize, usize)> = tvec!();
@@ -147,26 +174,12 @@ impl Im2colI8K4 {
             runs.push((lane, oy, ox, len));
             lane += len;
         }
-        // All r lanes in one output row, read with stride 1.
-        let whole = runs.len() == 1 && lanes == r && self.sx == 1;
         // Lanes past `lanes` stay zero in every row.
         let mut rows = [[0u8; MAX_R]; 4];
-        let blocks = self.k().div_ceil(4);
-        for (kb, block) in out.chunks_exact_mut(4 * r).enumerate() {
-            if kb >= blocks {
-                block.fill(0);
-                continue;
-            }
+        let mut blocks = out.chunks_exact_mut(4 * r);
+        for (taps, block) in self.taps.chunks(4).zip(&mut blocks) {
             for (t, row) in rows.iter_mut().enumerate() {
-                match self.taps.get(kb * 4 + t) {
-                    // The common case, as fixed-size copies (a variable-length
-                    // `copy_from_slice` of 16 bytes is a call to memmove).
-                    Some(tap) if whole && r == 16 => {
-                        self.gather_fixed::<16>(tap, runs[0].1, runs[0].2, src, pad, row)
-                    }
-                    Some(tap) if whole && r == 8 => {
-                        self.gather_fixed::<8>(tap, runs[0].1, runs[0].2, src, pad, row)
-                    }
+                match taps.get(t) {
                     Some(tap) => {
                         for &(first, oy, ox, len) in &runs {
                             self.gather(tap, oy, ox, src, pad, &mut row[first..first + len]);
@@ -175,33 +188,47 @@ impl Im2colI8K4 {
                     None => row[..lanes].fill(0),
                 }
             }
-            interleave(&rows, r, block);
+            interleave([&rows[0], &rows[1], &rows[2], &rows[3]], r, block);
         }
+        // K padding.
+        blocks.for_each(|b| b.fill(0));
     }
 
-    /// [`Self::gather`] of `R` lanes (stride 1) into `row[..R]`, with
-    /// fixed-size copies when the `R` input columns are inside the row.
+    /// [`Self::panel`] for `R` lanes in output row `oy` from column `ox`,
+    /// stride 1: each k's `R` values are read in place when its input
+    /// columns are inside the row (gathered with padding otherwise).
     #[inline(always)]
-    fn gather_fixed<const R: usize>(
+    fn whole_panel<const R: usize>(
         &self,
-        tap: &KTap,
         oy: usize,
         ox: usize,
         src: &[u8],
         pad: u8,
-        row: &mut [u8; MAX_R],
+        out: &mut [u8],
     ) {
-        let iy = (oy * self.sy) as isize + tap.dy;
-        let ix0 = ox as isize + tap.dx;
-        let out: &mut [u8; R] = (&mut row[..R]).try_into().unwrap();
-        if iy < 0 || iy >= self.ih as isize {
-            *out = [pad; R];
-        } else if ix0 >= 0 && ix0 as usize + R <= self.iw {
-            let at = tap.plane + iy as usize * self.iw + ix0 as usize;
-            *out = src[at..at + R].try_into().unwrap();
-        } else {
-            self.gather(tap, oy, ox, src, pad, out);
+        let pads = [pad; MAX_R];
+        let zeros = [0u8; MAX_R];
+        let mut edge = [[0u8; MAX_R]; 4];
+        let iy0 = (oy * self.sy) as isize;
+        let mut blocks = out.chunks_exact_mut(4 * R);
+        for (taps, block) in self.taps.chunks(4).zip(&mut blocks) {
+            let mut rows: [&[u8]; 4] = [&zeros; 4];
+            for ((tap, row), edge) in taps.iter().zip(rows.iter_mut()).zip(edge.iter_mut()) {
+                let iy = iy0 + tap.dy;
+                let ix0 = ox as isize + tap.dx;
+                *row = if iy < 0 || iy >= self.ih as isize {
+                    &pads
+                } else if ix0 >= 0 && ix0 as usize + R <= self.iw {
+                    let at = tap.plane + iy as usize * self.iw + ix0 as usize;
+                    &src[at..at + R]
+                } else {
+                    self.gather(tap, oy, ox, src, pad, &mut edge[..R]);
+                    &edge[..]
+                };
+            }
+            interleave(rows, R, block);
         }
+        blocks.for_each(|b| b.fill(0));
     }
 
     /// The values of `tap` for output row `oy`, columns `ox..ox + out.len()`.
@@ -231,48 +258,64 @@ impl Im2colI8K4 {
         } else {
             for (i, o) in out.iter_mut().enumerate() {
                 let ix = ix0 + (i * self.sx) as isize;
-                *o = if ix >= 0 && ix < self.iw as isize { row[ix as usize] } else { pad };
+                *o = if ix >= 0 && ix < self.iw as isize {
+                    row[ix as usize]
+                } else {
+                    pad
+                };
             }
         }
     }
 }
 
-/// `out[4 j + t] = rows[t][j]` for the `r` lanes `j`.
+/// `out[4 j + t] = rows[t][j]` for the `r` lanes `j` (each row holds at
+/// least `r` bytes, `out` at least `4 r`).
 #[inline(always)]
-fn interleave(rows: &[[u8; MAX_R]; 4], r: usize, out: &mut [u8]) {
+fn interleave(rows: [&[u8]; 4], r: usize, out: &mut [u8]) {
+    let out = &mut out[..4 * r];
+    let rows = rows.map(|row| &row[..r]);
     #[cfg(target_arch = "x86_64")]
-    if r % 16 == 0 {
-        // SAFETY: SSE2 is part of x86-64; every load reads 16 of the
-        // `MAX_R` bytes of a row (j + 16 <= r <= MAX_R) and every store
-        // writes 16 of the `4 r` bytes of `out` (checked by the slice).
+    if r % 8 == 0 {
+        // SAFETY: SSE2 is part of x86-64. Each step reads 8 or 16 bytes at
+        // j of rows of r bytes (j + 8 <= r, or j + 16 <= r for the wide
+        // step) and writes 32 or 64 bytes at 4 j of `out` (4 r bytes).
         unsafe {
             use std::arch::x86_64::*;
-            let out = &mut out[..4 * r];
-            for j in (0..r).step_by(16) {
-                let a = _mm_loadu_si128(rows[0].as_ptr().add(j) as *const __m128i);
-                let b = _mm_loadu_si128(rows[1].as_ptr().add(j) as *const __m128i);
-                let c = _mm_loadu_si128(rows[2].as_ptr().add(j) as *const __m128i);
-                let d = _mm_loadu_si128(rows[3].as_ptr().add(j) as *const __m128i);
-                let ab_lo = _mm_unpacklo_epi8(a, b);
-                let ab_hi = _mm_unpackhi_epi8(a, b);
-                let cd_lo = _mm_unpacklo_epi8(c, d);
-                let cd_hi = _mm_unpackhi_epi8(c, d);
+            let mut j = 0;
+            while j < r {
                 let o = out.as_mut_ptr().add(4 * j) as *mut __m128i;
-                _mm_storeu_si128(o, _mm_unpacklo_epi16(ab_lo, cd_lo));
-                _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
-                _mm_storeu_si128(o.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
-                _mm_storeu_si128(o.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
+                let ld = |t: usize| rows[t].as_ptr().add(j) as *const __m128i;
+                if j + 16 <= r {
+                    let (a, b) = (_mm_loadu_si128(ld(0)), _mm_loadu_si128(ld(1)));
+                    let (c, d) = (_mm_loadu_si128(ld(2)), _mm_loadu_si128(ld(3)));
+                    let ab_lo = _mm_unpacklo_epi8(a, b);
+                    let ab_hi = _mm_unpackhi_epi8(a, b);
+                    let cd_lo = _mm_unpacklo_epi8(c, d);
+                    let cd_hi = _mm_unpackhi_epi8(c, d);
+                    _mm_storeu_si128(o, _mm_unpacklo_epi16(ab_lo, cd_lo));
+                    _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(ab_lo, cd_lo));
+                    _mm_storeu_si128(o.add(2), _mm_unpacklo_epi16(ab_hi, cd_hi));
+                    _mm_storeu_si128(o.add(3), _mm_unpackhi_epi16(ab_hi, cd_hi));
+                    j += 16;
+                } else {
+                    let (a, b) = (_mm_loadl_epi64(ld(0)), _mm_loadl_epi64(ld(1)));
+                    let (c, d) = (_mm_loadl_epi64(ld(2)), _mm_loadl_epi64(ld(3)));
+                    let ab = _mm_unpacklo_epi8(a, b);
+                    let cd = _mm_unpacklo_epi8(c, d);
+                    _mm_storeu_si128(o, _mm_unpacklo_epi16(ab, cd));
+                    _mm_storeu_si128(o.add(1), _mm_unpackhi_epi16(ab, cd));
+                    j += 8;
+                }
             }
         }
         return;
     }
     #[cfg(target_arch = "aarch64")]
     if r % 16 == 0 {
-        // SAFETY: NEON is part of aarch64; loads and stores stay inside the
-        // rows and `out` as above (vst4q_u8 writes 64 bytes from 4 j).
+        // SAFETY: NEON is part of aarch64; each step reads 16 bytes at j of
+        // rows of r bytes and vst4q_u8 writes 64 bytes at 4 j of `out`.
         unsafe {
             use std::arch::aarch64::*;
-            let out = &mut out[..4 * r];
             for j in (0..r).step_by(16) {
                 let v = uint8x16x4_t(
                     vld1q_u8(rows[0].as_ptr().add(j)),
@@ -285,7 +328,7 @@ fn interleave(rows: &[[u8; MAX_R]; 4], r: usize, out: &mut [u8]) {
         }
         return;
     }
-    for (j, lane) in out[..4 * r].chunks_exact_mut(4).enumerate() {
+    for (j, lane) in out.chunks_exact_mut(4).enumerate() {
         lane.copy_from_slice(&[rows[0][j], rows[1][j], rows[2][j], rows[3][j]]);
     }
 }
@@ -323,7 +366,11 @@ impl EvalOp for Im2colI8K4 {
         );
         let dt = input.datum_type();
         let pad = match inputs.get(1) {
-            Some(p) => *p.try_as_plain_ram()?.as_bytes().first().context("empty pad value")?,
+            Some(p) => *p
+                .try_as_plain_ram()?
+                .as_bytes()
+                .first()
+                .context("empty pad value")?,
             None => 0,
         };
         let src = input.try_as_plain_ram()?.as_bytes();
@@ -356,7 +403,10 @@ impl TypedOp for Im2colI8K4 {
     as_op!();
 
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        Ok(tvec!(inputs[0].datum_type.fact([1, 1]).with_exotic_fact(self.packed_fact())))
+        Ok(tvec!(inputs[0]
+            .datum_type
+            .fact([1, 1])
+            .with_exotic_fact(self.packed_fact())))
     }
 }
 
@@ -453,10 +503,21 @@ mod tests {
     fn packed(t: &TValue) -> (Vec<u8>, usize, usize, String) {
         let storage = t.try_storage_as::<PackedMatrixStorage>().unwrap();
         let v = storage.value().downcast_ref::<EagerPackedInput>().unwrap();
-        (v.packed.as_bytes().to_vec(), v.panel_bytes, v.mn, format!("{:?}", v.fact))
+        (
+            v.packed.as_bytes().to_vec(),
+            v.panel_bytes,
+            v.mn,
+            format!("{:?}", v.fact),
+        )
     }
 
-    fn spec(kernel: [usize; 2], strides: [usize; 2], dil: [usize; 2], padding: PaddingSpec, c: usize) -> PoolSpec {
+    fn spec(
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        dil: [usize; 2],
+        padding: PaddingSpec,
+        c: usize,
+    ) -> PoolSpec {
         PoolSpec {
             data_format: DataFormat::NCHW,
             kernel_shape: kernel[..].into(),
@@ -477,32 +538,68 @@ mod tests {
         use PaddingSpec::*;
         let e = |b: [usize; 2], a: [usize; 2]| Explicit(b[..].into(), a[..].into());
         vec![
-            (spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 3), [1, 3, 16, 16]),
-            (spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 5), [1, 5, 13, 21]),
-            (spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 32), [1, 32, 24, 24]),
-            (spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 6), [1, 6, 12, 12]),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 3),
+                [1, 3, 16, 16],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 5),
+                [1, 5, 13, 21],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 32),
+                [1, 32, 24, 24],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 6),
+                [1, 6, 12, 12],
+            ),
             (spec([1, 1], [1, 1], [1, 1], Valid, 2), [1, 2, 9, 10]),
-            (spec([3, 3], [2, 2], [1, 1], e([1, 1], [1, 1]), 4), [1, 4, 17, 19]),
+            (
+                spec([3, 3], [2, 2], [1, 1], e([1, 1], [1, 1]), 4),
+                [1, 4, 17, 19],
+            ),
             (spec([5, 5], [1, 1], [2, 2], SameUpper, 3), [1, 3, 12, 12]),
-            (spec([3, 1], [1, 2], [1, 1], e([0, 1], [2, 0]), 7), [1, 7, 6, 40]),
-            (spec([7, 7], [1, 1], [1, 1], e([3, 3], [3, 3]), 1), [1, 1, 5, 5]),
+            (
+                spec([3, 1], [1, 2], [1, 1], e([0, 1], [2, 0]), 7),
+                [1, 7, 6, 40],
+            ),
+            (
+                spec([7, 7], [1, 1], [1, 1], e([3, 3], [3, 3]), 1),
+                [1, 1, 5, 5],
+            ),
             (spec([3, 3], [1, 1], [1, 1], Valid, 3), [1, 3, 20, 35]),
         ]
     }
 
     fn compare(executor: Executor) {
         let kernels = kernels();
-        assert!(!kernels.is_empty(), "an int8 kernel with the K=4-inner packing");
+        assert!(
+            !kernels.is_empty(),
+            "an int8 kernel with the K=4-inner packing"
+        );
         let mut compared = 0;
         for kernel in &kernels {
             for (g, (spec, shape)) in geometries().into_iter().enumerate() {
-                for (dt, pad) in [(DatumType::I8, None), (DatumType::U8, Some(131u8)), (DatumType::I8, Some(0xfd))] {
+                for (dt, pad) in [
+                    (DatumType::I8, None),
+                    (DatumType::U8, Some(131u8)),
+                    (DatumType::I8, Some(0xfd)),
+                ] {
                     let reference = model(&spec, shape, dt, kernel, pad);
                     let mut ours = reference.clone();
-                    assert_eq!(replace(&mut ours).unwrap(), 1, "geometry {g} {dt:?} replaced");
+                    assert_eq!(
+                        replace(&mut ours).unwrap(),
+                        1,
+                        "geometry {g} {dt:?} replaced"
+                    );
                     let data = bytes(shape.iter().product(), g as u32);
                     let x = as_dt(Tensor::from_shape(&shape, &data).unwrap(), dt);
-                    let want = reference.into_runnable().unwrap().run(tvec!(x.clone().into())).unwrap();
+                    let want = reference
+                        .into_runnable()
+                        .unwrap()
+                        .run(tvec!(x.clone().into()))
+                        .unwrap();
                     let got = multithread_tract_scope(executor.clone(), || {
                         ours.into_runnable().unwrap().run(tvec!(x.into())).unwrap()
                     });
@@ -511,7 +608,11 @@ mod tests {
                     assert_eq!(g_.1, w.1, "panel bytes, geometry {g}, {:?}", kernel.0);
                     assert_eq!(g_.2, w.2, "n, geometry {g}");
                     assert_eq!(g_.3, w.3, "packed fact, geometry {g}");
-                    assert!(g_.0 == w.0, "packed bytes differ: geometry {g} {dt:?} pad {pad:?}, {:?}", kernel.0);
+                    assert!(
+                        g_.0 == w.0,
+                        "packed bytes differ: geometry {g} {dt:?} pad {pad:?}, {:?}",
+                        kernel.0
+                    );
                     compared += 1;
                 }
             }

@@ -26,6 +26,7 @@ use tract_core::ops::quant::Scale;
 use tract_core::tract_linalg::multithread::par_chunks_mut;
 
 pub mod im2col;
+pub mod maxpool;
 
 /// One fused requantization: `clamp(round_half_even(x * scale[c]) +
 /// zero_point, lo, hi)` from an i32 tensor into an 8-bit one, `c` the index
@@ -402,13 +403,15 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
     }
 }
 
-/// Optimize `model` as tract does, fuse its requantization chains and give
-/// its int8 convolutions the faster im2col of [`im2col`]: the one way
+/// Optimize `model` as tract does, fuse its requantization chains, give
+/// its int8 convolutions the faster im2col of [`im2col`] and its 2x2 8-bit
+/// poolings [`maxpool`]: the one way
 /// `export` and the runtime prepare a graph, so both run the same.
 pub fn into_optimized(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_optimized()?;
     fuse(&mut model)?;
     im2col::replace(&mut model)?;
+    maxpool::replace(&mut model)?;
     Ok(model)
 }
 

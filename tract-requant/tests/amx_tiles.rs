@@ -59,28 +59,42 @@ fn product(kernel: &dyn MatMatMul, a: &Tensor, b: &Tensor) -> Vec<i32> {
             )
             .unwrap();
     }
-    c.try_as_plain_ram().unwrap().as_slice::<i32>().unwrap().to_vec()
+    c.try_as_plain_ram()
+        .unwrap()
+        .as_slice::<i32>()
+        .unwrap()
+        .to_vec()
 }
 
 fn reference(a: &[i8], b: &[i8], m: usize, k: usize, n: usize) -> Vec<i32> {
     let mut c = vec![0i32; m * n];
     for i in 0..m {
         for j in 0..n {
-            c[i * n + j] = (0..k).map(|p| a[i * k + p] as i32 * b[p * n + j] as i32).sum();
+            c[i * n + j] = (0..k)
+                .map(|p| a[i * k + p] as i32 * b[p * n + j] as i32)
+                .sum();
         }
     }
     c
 }
 
 fn check_sequence(seed: u32) {
-    let (Some(k16), Some(k8)) = (kernel("avx512amx_mmm_i32_16x16"), kernel("avx512amx_mmm_i32_8x8"))
-    else {
+    let (Some(k16), Some(k8)) = (
+        kernel("avx512amx_mmm_i32_16x16"),
+        kernel("avx512amx_mmm_i32_8x8"),
+    ) else {
         eprintln!("no AMX int8 kernels on this CPU: skipped");
         return;
     };
-    for (step, kern) in [&k16, &k16, &k8, &k16, &k8, &k8, &k16].into_iter().enumerate() {
+    for (step, kern) in [&k16, &k16, &k8, &k16, &k8, &k8, &k16]
+        .into_iter()
+        .enumerate()
+    {
         let (m, k, n) = (37 + step, 27 + 31 * step, 50 - step);
-        let (av, bv) = (values(m * k, seed + step as u32), values(k * n, seed + 99 + step as u32));
+        let (av, bv) = (
+            values(m * k, seed + step as u32),
+            values(k * n, seed + 99 + step as u32),
+        );
         let a = Tensor::from_shape(&[m, k], &av).unwrap();
         let b = Tensor::from_shape(&[k, n], &bv).unwrap();
         assert_eq!(

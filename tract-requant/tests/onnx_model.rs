@@ -1,6 +1,6 @@
 //! The pass on a real exported int8 model (the demo's `tiny` FashionNet):
-//! every requantization chain is fused, every im2col replaced, and the
-//! outputs stay bit-identical.
+//! every requantization chain is fused, every im2col and 2x2 pooling
+//! replaced, and the outputs stay bit-identical.
 
 use tract_onnx::prelude::*;
 
@@ -44,6 +44,10 @@ fn every_chain_and_im2col_of_the_demo_model_is_replaced_and_outputs_are_identica
     assert_eq!(replaced, im2cols, "every im2col replaced");
     assert_eq!(count(&fused, "Im2col"), 0);
     assert_eq!(count(&fused, "Im2colI8K4"), replaced);
+    let pools = count(&fused, "OptMaxPool");
+    assert!(pools > 0, "the model pools between its blocks");
+    assert_eq!(tract_requant::maxpool::replace(&mut fused).unwrap(), pools);
+    assert_eq!(count(&fused, "MaxPool2x2"), pools);
 
     let shape: Vec<usize> = reference
         .input_fact(0)
