@@ -77,6 +77,8 @@ impl MaxPool2x2 {
 /// compared as `u8` (the caller flips the sign bit of `i8` data around it).
 #[inline(always)]
 fn row(a: &[u8], b: &[u8], out: &mut [u8]) {
+    // Advanced by the SIMD loops (x86-64, aarch64); the rest is scalar.
+    #[allow(unused_mut)]
     let mut x = 0;
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is part of x86-64; each step reads 32 bytes at 2 x of

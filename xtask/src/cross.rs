@@ -159,8 +159,9 @@ fn zigbuild() -> Command {
     env::command("cargo-zigbuild")
 }
 
-/// Build (`run == false`) or run the runtime's tests as aarch64 binaries
-/// under qemu-aarch64, linked by zig against glibc [`BOARD_GLIBC`], in the
+/// Build (`run == false`) or run the runtime's tests, and those of
+/// `tract-requant` (its graph passes, with NEON code paths), as aarch64
+/// binaries under qemu-aarch64, linked by zig against glibc [`BOARD_GLIBC`], in the
 /// `qemu` profile. Building also leaves the aarch64 `fashion-runtime`
 /// binary, which firmware-config's bundle tests pack; returns its path.
 pub fn test_under_qemu(run: bool) -> Result<std::path::PathBuf> {
@@ -173,6 +174,8 @@ pub fn test_under_qemu(run: bool) -> Result<std::path::PathBuf> {
         "test",
         "-p",
         "fashion-runtime",
+        "-p",
+        "tract-requant",
         "--target",
         &t.zig_target(),
         "--profile",
@@ -183,7 +186,7 @@ pub fn test_under_qemu(run: bool) -> Result<std::path::PathBuf> {
     }
     t.apply_zig_env(&mut cmd);
     let step = if run {
-        "runtime tests under qemu-aarch64"
+        "runtime and tract-requant tests under qemu-aarch64"
     } else {
         "build the runtime and its tests for aarch64 (zig, glibc 2.17)"
     };
