@@ -16,7 +16,9 @@
 //! `y = clamp(sat_i32(round_half_even(x as f32 * scale[c])) + zero_point, lo, hi)`.
 //!
 //! Use [`fuse`] on an optimized model (`into_optimized()`), before making the
-//! plan.
+//! plan; [`into_optimized`] runs it with the crate's other passes, [`im2col`]
+//! (int8 convolutions' im2col) and [`maxpool`] (2x2 pooling of 8-bit
+//! tensors).
 
 use tract_core::internal::*;
 use tract_core::ops::binary::TypedBinOp;
