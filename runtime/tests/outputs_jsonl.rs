@@ -281,6 +281,10 @@ fn outputs_fan_one_frame_out_to_jsonl_folder_and_preview() {
         .with_preview(server, 1000.0, 80);
     let rgb = vec![128u8; 640 * 480 * 3];
     for n in 1..=3 {
+        // The preview takes at most 120 frames a second (`with_preview`
+        // clamps the rate): wait longer than that between frames, so that
+        // each one reaches it whatever the speed of the machine.
+        std::thread::sleep(std::time::Duration::from_millis(20));
         outputs.emit(&rgb, &sample(n)).unwrap();
     }
     // A frame buffer of the wrong size is an error, not a panic.
