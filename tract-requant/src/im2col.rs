@@ -340,11 +340,10 @@ impl Op for Im2colI8K4 {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![format!(
-            "k {} n {} into {:?}, {} taps, stride {}x{}",
+            "k {} n {} into {:?}, stride {}x{}",
             self.k(),
             self.n,
             self.format,
-            self.taps.len(),
             self.sy,
             self.sx
         )])
@@ -413,26 +412,13 @@ impl TypedOp for Im2colI8K4 {
 /// Replace every `Im2Col` of `model` that [`Im2colI8K4`] handles. Returns
 /// how many were replaced; the model computes the same values afterwards.
 pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(im2col) = node.op_as::<Im2Col>() else {
-            continue;
-        };
-        let input_fact = model.outlet_fact(node.inputs[0])?;
-        let Some(op) = Im2colI8K4::for_im2col(im2col, input_fact, &node.outputs[0].fact) else {
-            continue;
-        };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    crate::replace_each(model, Im2colI8K4::for_im2col)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data::{bytes, tensor};
     use tract_core::ops::cnn::{PaddingSpec, PoolSpec};
     use tract_core::tract_linalg::mmm::MatMatMul;
     use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
@@ -456,26 +442,6 @@ mod tests {
         found
     }
 
-    /// A deterministic spread of bytes.
-    fn bytes(len: usize, seed: u32) -> Vec<u8> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s >> 8) as u8
-            })
-            .collect()
-    }
-
-    /// `t`'s bytes as `dt` (both one byte wide).
-    fn as_dt(mut t: Tensor, dt: DatumType) -> Tensor {
-        // SAFETY: u8, i8 and their quantized forms share one byte layout.
-        unsafe { t.set_datum_type(dt) };
-        t
-    }
-
     /// A model `source -> Im2Col`, the conv's input of shape `[1, c, h, w]`.
     fn model(
         spec: &PoolSpec,
@@ -491,7 +457,7 @@ mod tests {
         let op = Im2Col::new(spec.clone(), 1, k, &fact.shape, kernel.0.clone(), kernel.1).unwrap();
         let mut inputs = vec![x];
         if let Some(p) = pad {
-            let t = as_dt(Tensor::from_shape(&[], &[p]).unwrap(), dt);
+            let t = tensor(&[], &[p], dt);
             inputs.push(m.add_const("pad", t).unwrap());
         }
         let y = m.wire_node("im2col", op, &inputs).unwrap()[0];
@@ -594,7 +560,7 @@ mod tests {
                         "geometry {g} {dt:?} replaced"
                     );
                     let data = bytes(shape.iter().product(), g as u32);
-                    let x = as_dt(Tensor::from_shape(&shape, &data).unwrap(), dt);
+                    let x = tensor(&shape, &data, dt);
                     let want = reference
                         .into_runnable()
                         .unwrap()

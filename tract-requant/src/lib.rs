@@ -405,6 +405,30 @@ fn match_chain(model: &TypedModel, scale_id: usize) -> Option<(Requant, OutletId
     }
 }
 
+/// Replace, one for one, every node of `model` whose op is an `O` for which
+/// `make` (given the op, its first input's fact and its output's fact)
+/// returns a replacement. Returns how many were replaced. The shared walk of
+/// the [`im2col`] and [`maxpool`] passes.
+fn replace_each<O: TypedOp, R: TypedOp>(
+    model: &mut TypedModel,
+    make: impl Fn(&O, &TypedFact, &TypedFact) -> Option<R>,
+) -> TractResult<usize> {
+    let mut replaced = 0;
+    for id in model.eval_order()? {
+        let node = model.node(id);
+        let Some(op) = node.op_as::<O>() else {
+            continue;
+        };
+        let input_fact = model.outlet_fact(node.inputs[0])?;
+        let Some(new) = make(op, input_fact, &node.outputs[0].fact) else {
+            continue;
+        };
+        TypedModelPatch::replace_single_op(model, node, &node.inputs, new)?.apply(model)?;
+        replaced += 1;
+    }
+    Ok(replaced)
+}
+
 /// Optimize `model` as tract does, fuse its requantization chains, give
 /// its int8 convolutions the faster im2col of [`im2col`] and its 2x2 8-bit
 /// poolings [`maxpool`]: the one way
@@ -443,3 +467,31 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
 
 #[cfg(test)]
 mod tests;
+
+/// Inputs the passes' tests share.
+#[cfg(test)]
+mod test_data {
+    use tract_core::internal::*;
+
+    /// A deterministic spread of bytes (xorshift), different per seed.
+    pub fn bytes(len: usize, seed: u32) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s >> 8) as u8
+            })
+            .collect()
+    }
+
+    /// A tensor of `shape` holding `data` as `dt` (u8, i8 or a quantized
+    /// form: one byte wide).
+    pub fn tensor(shape: &[usize], data: &[u8], dt: DatumType) -> Tensor {
+        let mut t = Tensor::from_shape(shape, data).unwrap();
+        // SAFETY: u8, i8 and their quantized forms share one byte layout.
+        unsafe { t.set_datum_type(dt) };
+        t
+    }
+}

@@ -73,10 +73,12 @@ impl MaxPool2x2 {
     }
 }
 
-/// One output row: `out[x] = max(a[2x], a[2x+1], b[2x], b[2x+1])`, the bytes
-/// compared as `u8` (the caller flips the sign bit of `i8` data around it).
+/// One output row: `out[x] = max(a[2x], a[2x+1], b[2x], b[2x+1])`. The bytes
+/// are compared as `u8` after an xor with `flip` (0x80 for `i8` data: the
+/// sign bit flipped makes unsigned order the signed one), the result xored
+/// back.
 #[inline(always)]
-fn row(a: &[u8], b: &[u8], out: &mut [u8]) {
+fn row(a: &[u8], b: &[u8], out: &mut [u8], flip: u8) {
     // Advanced by the SIMD loops (x86-64, aarch64); the rest is scalar.
     #[allow(unused_mut)]
     let mut x = 0;
@@ -87,16 +89,16 @@ fn row(a: &[u8], b: &[u8], out: &mut [u8]) {
     unsafe {
         use std::arch::x86_64::*;
         let low = _mm_set1_epi16(0x00ff);
+        let f = _mm_set1_epi8(flip as i8);
+        let ld = |p: *const u8| _mm_xor_si128(_mm_loadu_si128(p as _), f);
         while x + 16 <= out.len() {
             let (pa, pb) = (a.as_ptr().add(2 * x), b.as_ptr().add(2 * x));
-            let v0 = _mm_max_epu8(_mm_loadu_si128(pa as _), _mm_loadu_si128(pb as _));
-            let v1 = _mm_max_epu8(
-                _mm_loadu_si128(pa.add(16) as _),
-                _mm_loadu_si128(pb.add(16) as _),
-            );
+            let v0 = _mm_max_epu8(ld(pa), ld(pb));
+            let v1 = _mm_max_epu8(ld(pa.add(16)), ld(pb.add(16)));
             let even = _mm_packus_epi16(_mm_and_si128(v0, low), _mm_and_si128(v1, low));
             let odd = _mm_packus_epi16(_mm_srli_epi16(v0, 8), _mm_srli_epi16(v1, 8));
-            _mm_storeu_si128(out.as_mut_ptr().add(x) as _, _mm_max_epu8(even, odd));
+            let m = _mm_xor_si128(_mm_max_epu8(even, odd), f);
+            _mm_storeu_si128(out.as_mut_ptr().add(x) as _, m);
             x += 16;
         }
     }
@@ -104,16 +106,23 @@ fn row(a: &[u8], b: &[u8], out: &mut [u8]) {
     // SAFETY: NEON is part of aarch64; reads and writes as above.
     unsafe {
         use std::arch::aarch64::*;
+        let f = vdupq_n_u8(flip);
+        let ld = |p: *const u8| veorq_u8(vld1q_u8(p), f);
         while x + 16 <= out.len() {
             let (pa, pb) = (a.as_ptr().add(2 * x), b.as_ptr().add(2 * x));
-            let v0 = vmaxq_u8(vld1q_u8(pa), vld1q_u8(pb));
-            let v1 = vmaxq_u8(vld1q_u8(pa.add(16)), vld1q_u8(pb.add(16)));
-            vst1q_u8(out.as_mut_ptr().add(x), vpmaxq_u8(v0, v1));
+            let v0 = vmaxq_u8(ld(pa), ld(pb));
+            let v1 = vmaxq_u8(ld(pa.add(16)), ld(pb.add(16)));
+            vst1q_u8(out.as_mut_ptr().add(x), veorq_u8(vpmaxq_u8(v0, v1), f));
             x += 16;
         }
     }
     for (x, o) in out.iter_mut().enumerate().skip(x) {
-        *o = a[2 * x].max(a[2 * x + 1]).max(b[2 * x]).max(b[2 * x + 1]);
+        let v = |p: &[u8], i: usize| p[i] ^ flip;
+        *o = v(a, 2 * x)
+            .max(v(a, 2 * x + 1))
+            .max(v(b, 2 * x))
+            .max(v(b, 2 * x + 1))
+            ^ flip;
     }
 }
 
@@ -152,19 +161,11 @@ impl EvalOp for MaxPool2x2 {
         let out = output.as_bytes_mut();
         let total = src.len();
         par_chunks_mut(out, oh * ow, total, |first, chunk| {
-            let mut a = vec![0u8; if flip != 0 { 2 * iw } else { 0 }];
             for (i, plane) in chunk.chunks_exact_mut(oh * ow).enumerate() {
                 let input = &src[(first + i) * ih * iw..][..ih * iw];
                 for (y, out) in plane.chunks_exact_mut(ow).enumerate() {
                     let rows = &input[2 * y * iw..][..2 * iw];
-                    if flip == 0 {
-                        row(&rows[..iw], &rows[iw..], out);
-                    } else {
-                        // i8: compare as u8 with the sign bit flipped.
-                        a.iter_mut().zip(rows).for_each(|(a, r)| *a = r ^ 0x80);
-                        row(&a[..iw], &a[iw..], out);
-                        out.iter_mut().for_each(|o| *o ^= 0x80);
-                    }
+                    row(&rows[..iw], &rows[iw..], out, flip);
                 }
             }
             Ok(())
@@ -185,51 +186,35 @@ impl TypedOp for MaxPool2x2 {
 /// Returns how many were replaced; the model computes the same values
 /// afterwards.
 pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
-    let mut replaced = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(pool) = node.op_as::<OptMaxPool>() else {
-            continue;
-        };
-        let Some(op) = MaxPool2x2::for_max_pool(pool, model.outlet_fact(node.inputs[0])?) else {
-            continue;
-        };
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, op)?;
-        patch.apply(model)?;
-        replaced += 1;
-    }
-    Ok(replaced)
+    crate::replace_each(model, |op, input, _| MaxPool2x2::for_max_pool(op, input))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_data::{bytes, tensor};
     use tract_core::ops::cnn::{MaxPool, PoolSpec};
     use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
 
-    /// `source -> MaxPool 2x2/2`, optimized by tract (into its `OptMaxPool`).
-    fn model(shape: &[usize], dt: DatumType, format: DataFormat) -> TypedModel {
+    /// `source -> MaxPool` (`k` x `k`, stride 2), optimized by tract (into
+    /// its `OptMaxPool`).
+    fn model(shape: &[usize], dt: DatumType, format: DataFormat, k: usize) -> TypedModel {
         let mut m = TypedModel::default();
         let x = m.add_source("x", dt.fact(shape)).unwrap();
         let spec = PoolSpec {
             data_format: format,
-            kernel_shape: tvec!(2, 2),
+            kernel_shape: tvec!(k, k),
             padding: PaddingSpec::Valid,
             dilations: None,
             strides: Some(tvec!(2, 2)),
             input_channels: shape[shape.len() - 3],
             output_channels: shape[shape.len() - 3],
         };
-        let y = m
-            .wire_node(
-                "pool",
-                MaxPool {
-                    pool_spec: spec,
-                    with_index_outputs: None,
-                },
-                &[x],
-            )
-            .unwrap()[0];
+        let pool = MaxPool {
+            pool_spec: spec,
+            with_index_outputs: None,
+        };
+        let y = m.wire_node("pool", pool, &[x]).unwrap()[0];
         m.select_output_outlets(&[y]).unwrap();
         m.into_optimized().unwrap()
     }
@@ -249,22 +234,11 @@ mod tests {
                 } else {
                     DataFormat::CHW
                 };
-                let reference = model(shape, dt, format);
+                let reference = model(shape, dt, format, 2);
                 let mut ours = reference.clone();
                 assert_eq!(replace(&mut ours).unwrap(), 1, "{shape:?} {dt:?}");
                 let len: usize = shape.iter().product();
-                let mut s = 0x9e37_79b9u32 ^ len as u32;
-                let data: Vec<u8> = (0..len)
-                    .map(|_| {
-                        s ^= s << 13;
-                        s ^= s >> 17;
-                        s ^= s << 5;
-                        (s >> 9) as u8
-                    })
-                    .collect();
-                let mut x = Tensor::from_shape(shape, &data).unwrap();
-                // SAFETY: u8 and i8 share one byte layout.
-                unsafe { x.set_datum_type(dt) };
+                let x = tensor(shape, &bytes(len, len as u32), dt);
                 let want = reference
                     .into_runnable()
                     .unwrap()
@@ -297,29 +271,7 @@ mod tests {
 
     #[test]
     fn other_poolings_are_left_to_tract() {
-        let mut m = TypedModel::default();
-        let x = m.add_source("x", u8::fact([1, 4, 9, 9])).unwrap();
-        let spec = PoolSpec {
-            data_format: DataFormat::NCHW,
-            kernel_shape: tvec!(3, 3),
-            padding: PaddingSpec::Valid,
-            dilations: None,
-            strides: Some(tvec!(2, 2)),
-            input_channels: 4,
-            output_channels: 4,
-        };
-        let y = m
-            .wire_node(
-                "pool",
-                MaxPool {
-                    pool_spec: spec,
-                    with_index_outputs: None,
-                },
-                &[x],
-            )
-            .unwrap()[0];
-        m.select_output_outlets(&[y]).unwrap();
-        let mut m = m.into_optimized().unwrap();
+        let mut m = model(&[1, 4, 9, 9], DatumType::U8, DataFormat::NCHW, 3);
         assert_eq!(replace(&mut m).unwrap(), 0);
     }
 }
