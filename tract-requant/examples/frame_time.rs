@@ -33,6 +33,9 @@ fn main() -> TractResult<()> {
     model.set_input_fact(0, f32::fact(&shape).into())?;
     let model = model.into_typed()?;
     let model = tract_requant::into_optimized(model)?;
+    if std::env::var_os("FRAME_TIME_DUMP").is_some() {
+        eprintln!("{model}");
+    }
     let executor = if threads > 1 {
         Executor::multithread(threads)
     } else {
@@ -52,5 +55,37 @@ fn main() -> TractResult<()> {
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
     println!("{path}: {ms:.3} ms per frame ({threads} thread(s), mean of {runs})");
+    if std::env::var_os("FRAME_TIME_PROFILE").is_some() {
+        // Per node, summed over the runs: the slowest 25 and the total per op.
+        let mut totals = vec![0f64; plan.model().nodes().len()];
+        for _ in 0..runs {
+            state.run_plan_with_eval(tvec!(x.clone().into()), |ctx, st, node, inputs| {
+                let start = Instant::now();
+                let r = tract_core::plan::eval(ctx, st, node, inputs);
+                totals[node.id] += start.elapsed().as_secs_f64() * 1e3 / runs as f64;
+                r
+            })?;
+        }
+        let nodes = plan.model().nodes();
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by(|a, b| totals[*b].total_cmp(&totals[*a]));
+        for &i in order.iter().take(25) {
+            println!(
+                "{:8.3} ms  {:<14} {}",
+                totals[i],
+                nodes[i].op.name(),
+                nodes[i].name
+            );
+        }
+        let mut per_op = std::collections::BTreeMap::<String, f64>::new();
+        for (i, node) in nodes.iter().enumerate() {
+            *per_op.entry(node.op.name().to_string()).or_default() += totals[i];
+        }
+        let mut per_op: Vec<_> = per_op.into_iter().collect();
+        per_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+        for (op, t) in per_op.iter().take(12) {
+            println!("{t:8.3} ms  {op} (all nodes)");
+        }
+    }
     Ok(())
 }

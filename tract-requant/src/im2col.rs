@@ -47,7 +47,7 @@ struct KTap {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Im2colI8K4 {
     /// The kernel's packing of the activations.
-    format: PackedI8K4,
+    pub(crate) format: PackedI8K4,
     /// The input shape, as the node receives it.
     input_shape: TVec<usize>,
     /// Input height and width.
@@ -56,7 +56,7 @@ pub struct Im2colI8K4 {
     /// Output width.
     ow: usize,
     /// Output positions (`oh * ow`): the matrix product's n.
-    n: usize,
+    pub(crate) n: usize,
     /// Vertical and horizontal stride.
     sy: usize,
     sx: usize,
@@ -136,13 +136,24 @@ impl Im2colI8K4 {
         })
     }
 
+    /// Fail unless `input` has the shape this im2col was made for.
+    pub(crate) fn check_input(&self, input: &Tensor) -> TractResult<()> {
+        ensure!(
+            input.shape() == &*self.input_shape,
+            "Im2colI8K4: input shape {:?}, expected {:?}",
+            input.shape(),
+            self.input_shape
+        );
+        Ok(())
+    }
+
     /// The matrix product's k: one per tap.
-    fn k(&self) -> usize {
+    pub(crate) fn k(&self) -> usize {
         self.taps.len()
     }
 
     /// The exotic fact of the output, as tract-core's `Im2Col` declares it.
-    fn packed_fact(&self) -> PackedExoticFact {
+    pub(crate) fn packed_fact(&self) -> PackedExoticFact {
         PackedExoticFact {
             format: Box::new(self.format.clone()),
             k: self.k(),
@@ -151,7 +162,7 @@ impl Im2colI8K4 {
     }
 
     /// Write panel `p` (`out`, `single_panel_len(k)` bytes) from `src`.
-    fn panel(&self, p: usize, src: &[u8], pad: u8, out: &mut [u8]) {
+    pub(crate) fn panel(&self, p: usize, src: &[u8], pad: u8, out: &mut [u8]) {
         let r = self.format.r;
         let n0 = p * r;
         let lanes = r.min(self.n - n0);
@@ -268,6 +279,19 @@ impl Im2colI8K4 {
     }
 }
 
+/// The padding byte of an im2col: the first byte of its optional second
+/// input (tract passes the input's zero point), else 0.
+pub(crate) fn pad_value(input: Option<&TValue>) -> TractResult<u8> {
+    Ok(match input {
+        Some(p) => *p
+            .try_as_plain_ram()?
+            .as_bytes()
+            .first()
+            .context("empty pad value")?,
+        None => 0,
+    })
+}
+
 /// `out[4 j + t] = rows[t][j]` for the `r` lanes `j` (each row holds at
 /// least `r` bytes, `out` at least `4 r`).
 #[inline(always)]
@@ -357,21 +381,9 @@ impl EvalOp for Im2colI8K4 {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = &inputs[0];
-        ensure!(
-            input.shape() == &*self.input_shape,
-            "Im2colI8K4: input shape {:?}, expected {:?}",
-            input.shape(),
-            self.input_shape
-        );
+        self.check_input(input)?;
         let dt = input.datum_type();
-        let pad = match inputs.get(1) {
-            Some(p) => *p
-                .try_as_plain_ram()?
-                .as_bytes()
-                .first()
-                .context("empty pad value")?,
-            None => 0,
-        };
+        let pad = pad_value(inputs.get(1))?;
         let src = input.try_as_plain_ram()?.as_bytes();
         let panel_len = self.format.single_panel_len(self.k());
         let panels = self.n.div_ceil(self.format.r);

@@ -27,6 +27,7 @@ use tract_core::ops::math::{Add, Max, Min};
 use tract_core::ops::quant::Scale;
 use tract_core::tract_linalg::multithread::par_chunks_mut;
 
+pub mod conv;
 pub mod im2col;
 pub mod maxpool;
 
@@ -172,31 +173,48 @@ impl Requant {
         channels: usize,
         inner: usize,
     ) -> TractResult<()> {
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        let avx2 = Self::has_avx2();
         let inner = inner.max(1);
         let rows = (outer * channels).min(y.len() / inner);
         let y = &mut y[..rows * inner];
         par_chunks_mut(y, inner, x.len(), |first, chunk| {
             for (i, y) in chunk.chunks_exact_mut(inner).enumerate() {
                 let row = first + i;
-                let x = &x[row * inner..][..inner];
-                let scale = self.scale[row % channels];
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: only with AVX2 present (checked above).
-                let exact = if avx2 {
-                    unsafe { self.row_fast_avx2(x, y, scale) }
-                } else {
-                    self.row_fast(x, y, scale)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                let exact = self.row_fast(x, y, scale);
-                if !exact {
-                    self.row_exact(x, y, scale);
-                }
+                self.row(&x[row * inner..][..inner], y, row % channels, avx2);
             }
             Ok(())
         })
+    }
+
+    /// Whether this CPU runs [`Self::row`]'s AVX2 compilation.
+    fn has_avx2() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
+    }
+
+    /// One row of channel `channel` (`x` and `y` the same length), through
+    /// the AVX2 compilation of [`Self::row_fast`] when `avx2` (the CPU has
+    /// it: see [`Self::has_avx2`]), redone exactly when the fast path is not.
+    #[inline]
+    fn row<T: Out>(&self, x: &[i32], y: &mut [T], channel: usize, avx2: bool) {
+        let scale = self.scale[channel];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only with AVX2 present (the caller's `has_avx2`).
+        let exact = if avx2 {
+            unsafe { self.row_fast_avx2(x, y, scale) }
+        } else {
+            self.row_fast(x, y, scale)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let exact = {
+            let _ = avx2;
+            self.row_fast(x, y, scale)
+        };
+        if !exact {
+            self.row_exact(x, y, scale);
+        }
     }
 
     /// [`Self::row_fast`] with AVX2 enabled.
@@ -300,7 +318,7 @@ fn step(model: &TypedModel, node: &TypedNode, from: OutletId) -> Option<Step> {
 
 /// The node fed only by `outlet`, if `outlet` has exactly one consumer and
 /// is not a model output.
-fn only_successor(model: &TypedModel, outlet: OutletId) -> Option<usize> {
+pub(crate) fn only_successor(model: &TypedModel, outlet: OutletId) -> Option<usize> {
     let node = model.node(outlet.node);
     let succ = &node.outputs[outlet.slot].successors;
     if succ.len() != 1 || model.output_outlets().ok()?.contains(&outlet) {
@@ -437,6 +455,7 @@ pub fn into_optimized(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_optimized()?;
     fuse(&mut model)?;
     im2col::replace(&mut model)?;
+    conv::replace(&mut model)?;
     maxpool::replace(&mut model)?;
     Ok(model)
 }

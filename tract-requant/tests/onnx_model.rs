@@ -1,7 +1,9 @@
 //! The pass on a real exported int8 model (the demo's `tiny` FashionNet):
 //! every requantization chain is fused, every im2col and 2x2 pooling
-//! replaced, and the outputs stay bit-identical.
+//! replaced, every conv run block by block, and the outputs stay
+//! bit-identical, on one thread and on several.
 
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::tract_linalg::mmm::PackedExoticFact;
 use tract_onnx::tract_core::tract_linalg::pack::PackedI8K4;
@@ -62,6 +64,14 @@ fn every_chain_im2col_and_pool_of_the_demo_model_is_replaced_and_outputs_are_ide
     let replaced = tract_requant::im2col::replace(&mut fused).unwrap();
     assert_eq!(replaced, im2cols, "every K=4-inner im2col replaced");
     assert_eq!(count(&fused, "Im2colI8K4"), replaced);
+    // Then each conv's im2col, product and requantization become one op.
+    let requants = count(&fused, "Requant");
+    let blocked = tract_requant::conv::replace(&mut fused).unwrap();
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(blocked, replaced, "every conv run block by block");
+    assert_eq!(count(&fused, "ConvBlocked"), blocked);
+    assert_eq!(count(&fused, "Im2colI8K4"), replaced - blocked);
+    assert_eq!(count(&fused, "Requant"), requants - blocked);
     let pools = count(&fused, "OptMaxPool");
     assert!(pools > 0, "the model pools between its blocks");
     assert_eq!(tract_requant::maxpool::replace(&mut fused).unwrap(), pools);
@@ -76,7 +86,11 @@ fn every_chain_im2col_and_pool_of_the_demo_model_is_replaced_and_outputs_are_ide
         .to_vec();
     let a = reference.into_runnable().unwrap();
     let b = fused.into_runnable().unwrap();
-    for seed in 0..3u32 {
+    // Blocks (and the other ops' rows) split over threads from the first
+    // element on, as well as on one thread.
+    tract_linalg::multithread::set_threading_element_threshold(0);
+    let threads = Executor::multithread(3);
+    for seed in 0..4u32 {
         let len: usize = shape.iter().product();
         // A deterministic spread of pixel-like values per seed.
         let data: Vec<f32> = (0..len)
@@ -92,7 +106,11 @@ fn every_chain_im2col_and_pool_of_the_demo_model_is_replaced_and_outputs_are_ide
         let x = tract_ndarray::ArrayD::from_shape_vec(shape.clone(), data).unwrap();
         let x: Tensor = x.into();
         let ra = a.run(tvec!(x.clone().into())).unwrap();
-        let rb = b.run(tvec!(x.into())).unwrap();
+        let rb = if seed % 2 == 0 {
+            b.run(tvec!(x.into())).unwrap()
+        } else {
+            multithread_tract_scope(threads.clone(), || b.run(tvec!(x.into())).unwrap())
+        };
         assert_eq!(ra.len(), rb.len());
         for (k, (oa, ob)) in ra.iter().zip(rb.iter()).enumerate() {
             let (oa, ob) = (
