@@ -19,7 +19,7 @@
 //! for bit that of the three nodes (tested on random geometries and on the
 //! `edge` int8 model).
 
-use crate::im2col::{pad_value, Im2colI8K4};
+use crate::im2col::{interleave, pad_value, Im2colI8K4};
 use crate::{only_successor, Out, Requant};
 use tract_core::internal::*;
 use tract_core::ops::change_axes::IntoShape;
@@ -62,6 +62,8 @@ pub struct ConvBlocked {
     block_panels: usize,
     /// The output's shape (the requantization's).
     out_shape: TVec<usize>,
+    /// The padded-buffer packing, for stride-1 convs.
+    padded: Option<Padded>,
 }
 
 /// A block of packed panels in a buffer the op owns for the block's
@@ -120,6 +122,135 @@ struct SharedOut(*mut u8);
 // outlives the parallel section.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
+
+/// The faster packing of stride-1 convs: the input is copied once into a
+/// padded buffer (the padding written with the pad value), and the product
+/// runs over "virtual" output positions `v = oy * iwp + ox`, `iwp` the
+/// padded width. Every k's value for position `v` is then
+/// `buffer[v + offset[k]]`: a panel's `r` lanes are `r` contiguous bytes
+/// for every k, read with no bounds or padding test. The `iwp - ow`
+/// positions past each output row's end are computed and dropped (2 of
+/// every `ow + 2` for a 3x3 conv).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Padded {
+    /// Input channels, rows and columns.
+    channels: usize,
+    ih: usize,
+    iw: usize,
+    /// Rows and columns of a padded plane.
+    ihp: usize,
+    iwp: usize,
+    /// Where the input's first row and column sit in a padded plane.
+    top: usize,
+    left: usize,
+    /// Output width.
+    ow: usize,
+    /// For each k, the offset of its value from a virtual position.
+    offsets: Vec<usize>,
+    /// Virtual positions: `(oh - 1) * iwp + ow`.
+    n: usize,
+    /// Bytes of the buffer: every plane, and what the last panel's lanes
+    /// read past the last position.
+    len: usize,
+}
+
+impl Padded {
+    /// The padded form of `im`'s conv when it has stride 1.
+    fn for_im2col(im: &Im2colI8K4) -> Option<Self> {
+        if im.sy != 1 || im.sx != 1 || im.ow == 0 {
+            return None;
+        }
+        let (ih, iw, ow) = (im.ih, im.iw, im.ow);
+        let oh = im.n / ow;
+        let plane = ih * iw;
+        if plane == 0 || oh == 0 {
+            return None;
+        }
+        let channels = im.taps.iter().map(|t| t.plane / plane).max()? + 1;
+        let dy = im.taps.iter().map(|t| t.dy);
+        let dx = im.taps.iter().map(|t| t.dx);
+        let (dy_min, dy_max) = (dy.clone().min()?, dy.max()?);
+        let (dx_min, dx_max) = (dx.clone().min()?, dx.max()?);
+        let (top, left) = ((-dy_min).max(0), (-dx_min).max(0));
+        let ihp = (ih as isize).max(oh as isize + dy_max) + top;
+        let iwp = (iw as isize).max(ow as isize + dx_max) + left;
+        let (ihp, iwp) = (ihp as usize, iwp as usize);
+        let offsets: Vec<usize> = im
+            .taps
+            .iter()
+            .map(|t| {
+                (t.plane / plane) * ihp * iwp + (t.dy + top) as usize * iwp + (t.dx + left) as usize
+            })
+            .collect();
+        let n = (oh - 1) * iwp + ow;
+        let r = im.format.r;
+        let len = (channels * ihp * iwp).max(n.div_ceil(r) * r + offsets.iter().max()?);
+        Some(Padded {
+            channels,
+            ih,
+            iw,
+            ihp,
+            iwp,
+            top: top as usize,
+            left: left as usize,
+            ow,
+            offsets,
+            n,
+            len,
+        })
+    }
+
+    /// Copy `src` (channels x ih x iw) into `buf` (`len` bytes), padded.
+    fn fill(&self, src: &[u8], pad: u8, buf: &mut [u8]) {
+        let (ih, iw, iwp) = (self.ih, self.iw, self.iwp);
+        let planes = buf[..self.channels * self.ihp * iwp].chunks_exact_mut(self.ihp * iwp);
+        for (c, plane) in planes.enumerate() {
+            for (py, row) in plane.chunks_exact_mut(iwp).enumerate() {
+                match py.checked_sub(self.top).filter(|&y| y < ih) {
+                    Some(y) => {
+                        row[..self.left].fill(pad);
+                        row[self.left..self.left + iw]
+                            .copy_from_slice(&src[(c * ih + y) * iw..][..iw]);
+                        row[self.left + iw..].fill(pad);
+                    }
+                    None => row.fill(pad),
+                }
+            }
+        }
+        buf[self.channels * self.ihp * iwp..].fill(pad);
+    }
+
+    /// Write panel `p` (its k blocks; the K padding after them is left as
+    /// it is) from the padded buffer.
+    fn panel(&self, p: usize, r: usize, buf: &[u8], out: &mut [u8]) {
+        const ZEROS: [u8; 64] = [0; 64];
+        let v = p * r;
+        for (offs, block) in self.offsets.chunks(4).zip(out.chunks_exact_mut(4 * r)) {
+            let row = |t: usize| match offs.get(t) {
+                Some(&o) => &buf[v + o..v + o + r],
+                None => &ZEROS[..r],
+            };
+            interleave([row(0), row(1), row(2), row(3)], r, block);
+        }
+    }
+
+    /// The output runs of virtual positions `v0..v1`: (offset from `v0`,
+    /// output position, length).
+    fn runs(&self, v0: usize, v1: usize, runs: &mut Vec<(usize, usize, usize)>) {
+        runs.clear();
+        let mut v = v0;
+        while v < v1 {
+            let (oy, ox) = (v / self.iwp, v % self.iwp);
+            if ox >= self.ow {
+                v = (oy + 1) * self.iwp;
+                continue;
+            }
+            let len = (self.ow - ox).min(v1 - v);
+            runs.push((v - v0, oy * self.ow + ox, len));
+            v += len;
+        }
+    }
+}
 
 impl ConvBlocked {
     /// Fuse the conv whose im2col is node `im2col_id`, when the product and
@@ -216,8 +347,9 @@ impl ConvBlocked {
             }
         }
         let r = im2col.format.r;
+        let padded = Padded::for_im2col(&im2col);
         let panel_len = im2col.format.single_panel_len(im2col.k());
-        let panels = n.div_ceil(r);
+        let panels = padded.as_ref().map_or(n, |p| p.n).div_ceil(r);
         let block_panels = (BLOCK_BYTES / panel_len)
             .min(BLOCK_BYTES / (m * r * 4))
             .clamp(1, panels);
@@ -235,13 +367,19 @@ impl ConvBlocked {
             c_n_axis,
             block_panels,
             out_shape,
+            padded,
         };
         Some((op, inputs, last))
     }
 
-    /// The product's n: output positions.
+    /// The conv's output positions.
     fn n(&self) -> usize {
         self.im2col.n
+    }
+
+    /// The product's n: output positions, or virtual ones when padded.
+    fn cols(&self) -> usize {
+        self.padded.as_ref().map_or(self.im2col.n, |p| p.n)
     }
 
     /// Run blocks `blocks` (indices), writing their columns of `out`.
@@ -261,40 +399,45 @@ impl ConvBlocked {
         let r = format.r;
         let panel_len = format.single_panel_len(self.im2col.k());
         let n = self.n();
-        let panels = n.div_ceil(r);
+        let cols = self.cols();
+        let panels = cols.div_ceil(r);
         // SAFETY: each block's panels are written before the product reads
-        // them; the product writes the accumulators of the block's columns
+        // them (the K padding, which the padded packing leaves, is zeroed
+        // here); the product writes the accumulators of the block's columns
         // before they are read.
-        let mut packed = unsafe {
-            Tensor::uninitialized_aligned_dt(
-                DatumType::I8,
-                &[self.block_panels * panel_len],
-                format.alignment().max(64),
-            )?
-        };
+        let mut packed = Tensor::zero_aligned_dt(
+            DatumType::I8,
+            &[self.block_panels * panel_len],
+            format.alignment().max(64),
+        )?;
         let mut acc = unsafe { Tensor::uninitialized_dt(DatumType::I32, &self.block_c_shape)? };
         let acc_row = self.block_c_shape[self.c_n_axis];
         let mut scratch = unsafe { mmm.allocate_scratch_space() };
         let fact = self.im2col.packed_fact();
         let coords: TVec<usize> = tvec![0; self.block_c_shape.len()];
+        let mut runs = Vec::new();
         for block in blocks {
             let p0 = block * self.block_panels;
             let p1 = (p0 + self.block_panels).min(panels);
-            let (n0, n1) = (p0 * r, (p1 * r).min(n));
+            let (v0, v1) = (p0 * r, (p1 * r).min(cols));
             {
                 let bytes = packed.as_bytes_mut();
-                for (i, panel) in bytes.chunks_exact_mut(panel_len).take(p1 - p0).enumerate() {
-                    self.im2col.panel(p0 + i, src, pad, panel);
+                let panels = bytes.chunks_exact_mut(panel_len).take(p1 - p0);
+                for (i, panel) in panels.enumerate() {
+                    match &self.padded {
+                        Some(padded) => padded.panel(p0 + i, r, src, panel),
+                        None => self.im2col.panel(p0 + i, src, pad, panel),
+                    }
                 }
             }
             let b = BlockPanels {
                 fact: PackedExoticFact {
-                    mn: (n1 - n0).to_dim(),
+                    mn: (v1 - v0).to_dim(),
                     ..fact.clone()
                 },
                 ptr: packed.as_bytes().as_ptr() as usize,
                 panel_bytes: panel_len,
-                mn: n1 - n0,
+                mn: v1 - v0,
             };
             let mut specs: TVec<FusedSpec> = tvec!();
             for op in &self.mm.micro_ops {
@@ -323,22 +466,32 @@ impl ConvBlocked {
                 });
             }
             // SAFETY: as OptMatMul runs it: the specs' views outlive the call.
-            unsafe { mmm.run_with_scratch_space(self.m, n1 - n0, &mut *scratch, &specs)? };
+            unsafe { mmm.run_with_scratch_space(self.m, v1 - v0, &mut *scratch, &specs)? };
+            // The block's columns as runs of output positions.
+            match &self.padded {
+                Some(padded) => padded.runs(v0, v1, &mut runs),
+                None => {
+                    runs.clear();
+                    runs.push((0, v0, v1 - v0));
+                }
+            }
             let acc = acc.try_as_plain_ram()?;
             let acc = acc.as_slice::<i32>()?;
             for row in 0..self.m {
-                // SAFETY: row `row`, columns n0..n1 of the m x n output: this
-                // block's alone.
-                let y = unsafe {
-                    std::slice::from_raw_parts_mut((out.0 as *mut T).add(row * n + n0), n1 - n0)
-                };
                 let channel = if self.requant.scale.len() == 1 {
                     0
                 } else {
                     row
                 };
-                self.requant
-                    .row(&acc[row * acc_row..][..n1 - n0], y, channel, avx2);
+                for &(from, to, len) in &runs {
+                    // SAFETY: row `row`, output positions `to..to + len` of
+                    // the m x n output: this block's alone.
+                    let y = unsafe {
+                        std::slice::from_raw_parts_mut((out.0 as *mut T).add(row * n + to), len)
+                    };
+                    let x = &acc[row * acc_row + from..][..len];
+                    self.requant.row(x, y, channel, avx2);
+                }
             }
         }
         Ok(())
@@ -376,7 +529,16 @@ impl EvalOp for ConvBlocked {
             0
         };
         self.im2col.check_input(x)?;
-        let src = x.try_as_plain_ram()?.as_bytes();
+        let x = x.try_as_plain_ram()?;
+        let mut buffer = vec![];
+        let src = match &self.padded {
+            Some(padded) => {
+                buffer.resize(padded.len, 0u8);
+                padded.fill(x.as_bytes(), pad, &mut buffer);
+                &buffer[..]
+            }
+            None => x.as_bytes(),
+        };
         // The product's inputs as it had them (the activations' slot holds
         // the input, never read).
         let mm_inputs: TVec<TValue> = self
@@ -389,10 +551,10 @@ impl EvalOp for ConvBlocked {
         // SAFETY: every block writes its columns of every row.
         let mut output = unsafe { Tensor::uninitialized_dt(out_dt, &self.out_shape)? };
         let out = SharedOut(output.as_bytes_mut().as_mut_ptr());
-        let panels = self.n().div_ceil(self.im2col.format.r);
+        let panels = self.cols().div_ceil(self.im2col.format.r);
         let blocks = panels.div_ceil(self.block_panels);
         let avx2 = Requant::has_avx2();
-        let work = self.m * self.n() * self.im2col.k();
+        let work = self.m * self.cols() * self.im2col.k();
         let mut ids: Vec<u8> = vec![0; blocks];
         let unsigned = out_dt.unquantized() == DatumType::U8;
         par_chunks_mut(&mut ids, 1, work, |first, chunk| {
@@ -444,4 +606,176 @@ pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
         model.compact()?;
     }
     Ok(replaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_data::{bytes, tensor};
+    use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
+    use tract_core::ops::nn::DataFormat;
+    use tract_core::tract_linalg::multithread::set_threading_element_threshold;
+
+    /// A quantized conv `x (u8) -> Conv -> y (u8)` with per-channel kernel
+    /// scales, random i8 weights and i32 biases.
+    fn model(spec: &PoolSpec, shape: [usize; 4], seed: u32) -> TypedModel {
+        let (c, o) = (spec.input_channels, spec.output_channels);
+        let taps: usize = spec.kernel_shape.iter().product();
+        let mut m = TypedModel::default();
+        let x = m.add_source("x", u8::fact(shape)).unwrap();
+        let kshape = [o, c, spec.kernel_shape[0], spec.kernel_shape[1]];
+        let kernel = tensor(&kshape, &bytes(o * c * taps, seed + 1), DatumType::I8);
+        let bias: Vec<i32> = (0..o as i32).map(|i| (i * 37 % 200) - 100).collect();
+        let kscale: Vec<f32> = (0..o).map(|i| 0.002 + 0.0005 * i as f32).collect();
+        let mut konst = |name: &str, t: Tensor| m.add_const(name, t).unwrap();
+        let wires = [
+            x,
+            konst("kernel", kernel),
+            konst("bias", tensor1(&bias)),
+            konst("x0", tensor0(3i32)),
+            konst("x_scale", tensor0(0.05f32)),
+            konst("k0", tensor0(0i32)),
+            konst("k_scale", tensor1(&kscale)),
+            konst("y0", tensor0(7i32)),
+            konst("y_scale", tensor0(0.04f32)),
+        ];
+        let op = Conv::new(spec.clone(), KernelFormat::OIHW, 1, Some(DatumType::U8));
+        let y = m.wire_node("conv", op, &wires).unwrap()[0];
+        m.select_output_outlets(&[y]).unwrap();
+        m
+    }
+
+    fn spec(
+        k: [usize; 2],
+        s: [usize; 2],
+        d: [usize; 2],
+        p: PaddingSpec,
+        c: usize,
+        o: usize,
+    ) -> PoolSpec {
+        PoolSpec {
+            data_format: DataFormat::NCHW,
+            kernel_shape: k[..].into(),
+            padding: p,
+            dilations: Some(d[..].into()),
+            strides: Some(s[..].into()),
+            input_channels: c,
+            output_channels: o,
+        }
+    }
+
+    /// 3x3 "same" convs as in the `edge` model (widths below, at and above
+    /// a panel, several blocks, output channels over several kernel
+    /// tiles), 1x1, stride 2 (the unpadded packing), dilation, asymmetric
+    /// padding, "valid" padding, k not a multiple of 4.
+    fn geometries() -> Vec<(PoolSpec, [usize; 4])> {
+        use PaddingSpec::*;
+        let e = |b: [usize; 2], a: [usize; 2]| Explicit(b[..].into(), a[..].into());
+        vec![
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 3, 8),
+                [1, 3, 16, 16],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 5, 40),
+                [1, 5, 13, 21],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 32, 64),
+                [1, 32, 24, 24],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 16, 16),
+                [1, 16, 6, 6],
+            ),
+            (
+                spec([3, 3], [1, 1], [1, 1], e([1, 1], [1, 1]), 8, 32),
+                [1, 8, 96, 96],
+            ),
+            (spec([1, 1], [1, 1], [1, 1], Valid, 12, 24), [1, 12, 9, 10]),
+            (
+                spec([3, 3], [2, 2], [1, 1], e([1, 1], [1, 1]), 4, 16),
+                [1, 4, 17, 19],
+            ),
+            (
+                spec([5, 5], [1, 1], [2, 2], SameUpper, 3, 16),
+                [1, 3, 12, 12],
+            ),
+            (
+                spec([3, 1], [1, 1], [1, 1], e([0, 1], [2, 0]), 7, 16),
+                [1, 7, 6, 40],
+            ),
+            (spec([3, 3], [1, 1], [1, 1], Valid, 3, 16), [1, 3, 20, 35]),
+        ]
+    }
+
+    /// The model after tract's optimization and this crate's other passes.
+    fn unblocked(spec: &PoolSpec, shape: [usize; 4], seed: u32) -> TypedModel {
+        let mut m = model(spec, shape, seed).into_optimized().unwrap();
+        crate::fuse(&mut m).unwrap();
+        crate::im2col::replace(&mut m).unwrap();
+        m
+    }
+
+    fn count(model: &TypedModel, op: &str) -> usize {
+        model.nodes().iter().filter(|n| n.op.name() == op).count()
+    }
+
+    fn compare(executor: Executor) {
+        for (g, (spec, shape)) in geometries().into_iter().enumerate() {
+            let reference = unblocked(&spec, shape, g as u32);
+            let mut ours = reference.clone();
+            // Every conv tract runs through an im2col (not the 1x1 one).
+            let im2cols = count(&reference, "Im2colI8K4");
+            #[cfg(target_arch = "x86_64")]
+            assert_eq!(im2cols, usize::from(spec.kernel_shape[..] != [1, 1]));
+            assert_eq!(replace(&mut ours).unwrap(), im2cols, "geometry {g}");
+            assert_eq!(count(&ours, "ConvBlocked"), im2cols);
+            let x = tensor(
+                &shape,
+                &bytes(shape.iter().product(), 100 + g as u32),
+                DatumType::U8,
+            );
+            let want = reference
+                .into_runnable()
+                .unwrap()
+                .run(tvec!(x.clone().into()))
+                .unwrap();
+            let got = multithread_tract_scope(executor.clone(), || {
+                ours.into_runnable().unwrap().run(tvec!(x.into())).unwrap()
+            });
+            assert_eq!(got[0].shape(), want[0].shape(), "geometry {g}");
+            assert!(
+                got[0].try_as_plain_ram().unwrap().as_bytes()
+                    == want[0].try_as_plain_ram().unwrap().as_bytes(),
+                "geometry {g}: outputs differ"
+            );
+        }
+    }
+
+    #[test]
+    fn blocked_convs_equal_tracts_bit_for_bit() {
+        compare(Executor::SingleThread);
+    }
+
+    #[test]
+    fn blocks_split_over_threads_equal_tracts() {
+        set_threading_element_threshold(0);
+        compare(Executor::multithread(3));
+    }
+
+    #[test]
+    fn stride_one_convs_take_the_padded_packing() {
+        let geometries = geometries();
+        for (g, (spec, shape)) in geometries.iter().enumerate() {
+            let mut m = unblocked(spec, *shape, 0);
+            replace(&mut m).unwrap();
+            for node in m.nodes() {
+                if let Some(op) = node.op_as::<ConvBlocked>() {
+                    let stride_one = spec.strides.as_ref().unwrap().iter().all(|&s| s == 1);
+                    assert_eq!(op.padded.is_some(), stride_one, "geometry {g}");
+                }
+            }
+        }
+    }
 }

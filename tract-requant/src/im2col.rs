@@ -32,13 +32,13 @@ const MAX_R: usize = 64;
 /// Where the value of one k (one input channel and kernel position) comes
 /// from, relative to an output position.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct KTap {
+pub(crate) struct KTap {
     /// Offset of the input channel's plane.
-    plane: usize,
+    pub(crate) plane: usize,
     /// `ky * dilation_y - pad_top`: input row = `oy * stride_y + dy`.
-    dy: isize,
+    pub(crate) dy: isize,
     /// `kx * dilation_x - pad_left`: input column = `ox * stride_x + dx`.
-    dx: isize,
+    pub(crate) dx: isize,
 }
 
 /// im2col of a 2-D, group-1, channels-first 8-bit convolution input straight
@@ -51,17 +51,17 @@ pub struct Im2colI8K4 {
     /// The input shape, as the node receives it.
     input_shape: TVec<usize>,
     /// Input height and width.
-    ih: usize,
-    iw: usize,
+    pub(crate) ih: usize,
+    pub(crate) iw: usize,
     /// Output width.
-    ow: usize,
+    pub(crate) ow: usize,
     /// Output positions (`oh * ow`): the matrix product's n.
     pub(crate) n: usize,
     /// Vertical and horizontal stride.
-    sy: usize,
-    sx: usize,
+    pub(crate) sy: usize,
+    pub(crate) sx: usize,
     /// One tap per k, in tract's order (channel, then kernel row, column).
-    taps: Vec<KTap>,
+    pub(crate) taps: Vec<KTap>,
 }
 
 impl Im2colI8K4 {
@@ -295,7 +295,7 @@ pub(crate) fn pad_value(input: Option<&TValue>) -> TractResult<u8> {
 /// `out[4 j + t] = rows[t][j]` for the `r` lanes `j` (each row holds at
 /// least `r` bytes, `out` at least `4 r`).
 #[inline(always)]
-fn interleave(rows: [&[u8]; 4], r: usize, out: &mut [u8]) {
+pub(crate) fn interleave(rows: [&[u8]; 4], r: usize, out: &mut [u8]) {
     let out = &mut out[..4 * r];
     let rows = rows.map(|row| &row[..r]);
     #[cfg(target_arch = "x86_64")]
