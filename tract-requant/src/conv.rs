@@ -23,7 +23,9 @@ use crate::im2col::{interleave, pad_value, Im2colI8K4};
 use crate::{only_successor, Out, Requant};
 use tract_core::internal::*;
 use tract_core::ops::change_axes::IntoShape;
+use tract_core::ops::element_wise::ElementWiseOp;
 use tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
+use tract_core::ops::quant::OffsetU8asI8;
 use tract_core::tract_linalg::mmm::{
     AsInputValue, FusedSpec, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage,
 };
@@ -64,6 +66,10 @@ pub struct ConvBlocked {
     out_shape: TVec<usize>,
     /// The padded-buffer packing, for stride-1 convs.
     padded: Option<Padded>,
+    /// Whether this op reads the u8 tensor that tract's `OffsetU8asI8`
+    /// turned into the conv's i8 input, and flips its sign bits itself
+    /// while filling the padded buffer (one pass over the input saved).
+    flip: bool,
 }
 
 /// A block of packed panels in a buffer the op owns for the block's
@@ -113,6 +119,25 @@ impl MMMInputValue for BlockPanels {
     fn extract_at_mn_f32(&self, _mn: usize, _slice: &mut [f32]) -> TractResult<()> {
         bail!("a block of int8 panels holds no f32")
     }
+}
+
+/// What every block of one run of a [`ConvBlocked`] reads.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    /// The packing's source: the input, or its padded copy.
+    src: &'a [u8],
+    /// The padding byte (unpadded packing).
+    pad: u8,
+    /// The product's inputs, as it had them.
+    mm_inputs: &'a [TValue],
+    /// The product's kernel mode.
+    mode: usize,
+    /// The output.
+    out: SharedOut,
+    /// Whether the requantization runs its AVX2 form.
+    avx2: bool,
+    /// Panels per block.
+    block_panels: usize,
 }
 
 /// The output buffer, written by several threads at disjoint columns.
@@ -200,24 +225,37 @@ impl Padded {
         })
     }
 
-    /// Copy `src` (channels x ih x iw) into `buf` (`len` bytes), padded.
-    fn fill(&self, src: &[u8], pad: u8, buf: &mut [u8]) {
+    /// Copy `src` (channels x ih x iw) into `buf` (`len` bytes), padded;
+    /// planes split over tract's executor threads.
+    /// Each input byte is xored with `flip` (0x80 turns u8 into i8 as
+    /// tract's `OffsetU8asI8` does, 0 copies).
+    fn fill(&self, src: &[u8], pad: u8, flip: u8, buf: &mut [u8]) -> TractResult<()> {
         let (ih, iw, iwp) = (self.ih, self.iw, self.iwp);
-        let planes = buf[..self.channels * self.ihp * iwp].chunks_exact_mut(self.ihp * iwp);
-        for (c, plane) in planes.enumerate() {
-            for (py, row) in plane.chunks_exact_mut(iwp).enumerate() {
-                match py.checked_sub(self.top).filter(|&y| y < ih) {
-                    Some(y) => {
-                        row[..self.left].fill(pad);
-                        row[self.left..self.left + iw]
-                            .copy_from_slice(&src[(c * ih + y) * iw..][..iw]);
-                        row[self.left + iw..].fill(pad);
+        let plane_len = self.ihp * iwp;
+        let (planes, tail) = buf.split_at_mut(self.channels * plane_len);
+        tail.fill(pad);
+        par_chunks_mut(planes, plane_len, src.len(), |first, planes| {
+            for (i, plane) in planes.chunks_exact_mut(plane_len).enumerate() {
+                let c = first + i;
+                for (py, row) in plane.chunks_exact_mut(iwp).enumerate() {
+                    match py.checked_sub(self.top).filter(|&y| y < ih) {
+                        Some(y) => {
+                            row[..self.left].fill(pad);
+                            let from = &src[(c * ih + y) * iw..][..iw];
+                            let to = &mut row[self.left..self.left + iw];
+                            if flip == 0 {
+                                to.copy_from_slice(from);
+                            } else {
+                                to.iter_mut().zip(from).for_each(|(t, f)| *t = f ^ flip);
+                            }
+                            row[self.left + iw..].fill(pad);
+                        }
+                        None => row.fill(pad),
                     }
-                    None => row.fill(pad),
                 }
             }
-        }
-        buf[self.channels * self.ihp * iwp..].fill(pad);
+            Ok(())
+        })
     }
 
     /// Write panel `p` (its k blocks; the K padding after them is left as
@@ -348,6 +386,29 @@ impl ConvBlocked {
         }
         let r = im2col.format.r;
         let padded = Padded::for_im2col(&im2col);
+        // u8 -> OffsetU8asI8 -> [reshapes] -> im2col: read the u8 tensor.
+        let mut flip = false;
+        if padded.is_some() {
+            let (mut at, mut consumer) = (im_node.inputs[0], im2col_id);
+            while only_successor(model, at) == Some(consumer) {
+                let node = model.node(at.node);
+                if node.op_is::<IntoShape>() {
+                    (at, consumer) = (node.inputs[0], node.id);
+                    continue;
+                }
+                let offset = node
+                    .op_as::<ElementWiseOp>()
+                    .is_some_and(|op| op.0.is::<OffsetU8asI8>());
+                let u8_input = model
+                    .outlet_fact(node.inputs[0])
+                    .is_ok_and(|f| f.datum_type.unquantized() == DatumType::U8);
+                if offset && u8_input {
+                    inputs[0] = node.inputs[0];
+                    flip = true;
+                }
+                break;
+            }
+        }
         let panel_len = im2col.format.single_panel_len(im2col.k());
         let panels = padded.as_ref().map_or(n, |p| p.n).div_ceil(r);
         let block_panels = (BLOCK_BYTES / panel_len)
@@ -368,6 +429,7 @@ impl ConvBlocked {
             block_panels,
             out_shape,
             padded,
+            flip,
         };
         Some((op, inputs, last))
     }
@@ -382,18 +444,18 @@ impl ConvBlocked {
         self.padded.as_ref().map_or(self.im2col.n, |p| p.n)
     }
 
-    /// Run blocks `blocks` (indices), writing their columns of `out`.
-    #[allow(clippy::too_many_arguments)]
-    fn run_blocks<T: Out>(
-        &self,
-        blocks: std::ops::Range<usize>,
-        src: &[u8],
-        pad: u8,
-        mm_inputs: &[TValue],
-        mode: usize,
-        out: SharedOut,
-        avx2: bool,
-    ) -> TractResult<()> {
+    /// Run blocks `blocks` (indices) of `job`, writing their columns of
+    /// the output.
+    fn run_blocks<T: Out>(&self, blocks: std::ops::Range<usize>, job: &Job) -> TractResult<()> {
+        let Job {
+            src,
+            pad,
+            mm_inputs,
+            mode,
+            out,
+            avx2,
+            block_panels,
+        } = *job;
         let mmm = &*self.mm.mmm[mode];
         let format = &self.im2col.format;
         let r = format.r;
@@ -403,13 +465,21 @@ impl ConvBlocked {
         let panels = cols.div_ceil(r);
         // SAFETY: each block's panels are written before the product reads
         // them (the K padding, which the padded packing leaves, is zeroed
-        // here); the product writes the accumulators of the block's columns
-        // before they are read.
-        let mut packed = Tensor::zero_aligned_dt(
-            DatumType::I8,
-            &[self.block_panels * panel_len],
-            format.alignment().max(64),
-        )?;
+        // here once); the product writes the accumulators of the block's
+        // columns before they are read.
+        let mut packed = unsafe {
+            Tensor::uninitialized_aligned_dt(
+                DatumType::I8,
+                &[self.block_panels * panel_len],
+                format.alignment().max(64),
+            )?
+        };
+        if self.padded.is_some() {
+            let written = self.im2col.k().div_ceil(4) * 4 * r;
+            for panel in packed.as_bytes_mut().chunks_exact_mut(panel_len) {
+                panel[written..].fill(0);
+            }
+        }
         let mut acc = unsafe { Tensor::uninitialized_dt(DatumType::I32, &self.block_c_shape)? };
         let acc_row = self.block_c_shape[self.c_n_axis];
         let mut scratch = unsafe { mmm.allocate_scratch_space() };
@@ -417,8 +487,8 @@ impl ConvBlocked {
         let coords: TVec<usize> = tvec![0; self.block_c_shape.len()];
         let mut runs = Vec::new();
         for block in blocks {
-            let p0 = block * self.block_panels;
-            let p1 = (p0 + self.block_panels).min(panels);
+            let p0 = block * block_panels;
+            let p1 = (p0 + block_panels).min(panels);
             let (v0, v1) = (p0 * r, (p1 * r).min(cols));
             {
                 let bytes = packed.as_bytes_mut();
@@ -528,14 +598,28 @@ impl EvalOp for ConvBlocked {
         } else {
             0
         };
-        self.im2col.check_input(x)?;
+        if self.flip {
+            // The u8 tensor before tract's offset and reshapes.
+            ensure!(
+                x.datum_type().unquantized() == DatumType::U8
+                    && x.len() == self.padded.as_ref().map_or(0, |p| p.channels * p.ih * p.iw),
+                "ConvBlocked: input {:?} is not the conv's u8 input",
+                x
+            );
+        } else {
+            self.im2col.check_input(x)?;
+        }
         let x = x.try_as_plain_ram()?;
-        let mut buffer = vec![];
+        let flip = if self.flip { 0x80 } else { 0 };
+        // SAFETY: `fill` writes every byte of the buffer.
+        let mut buffer = match &self.padded {
+            Some(padded) => unsafe { Tensor::uninitialized_dt(DatumType::U8, &[padded.len])? },
+            None => Tensor::default(),
+        };
         let src = match &self.padded {
             Some(padded) => {
-                buffer.resize(padded.len, 0u8);
-                padded.fill(x.as_bytes(), pad, &mut buffer);
-                &buffer[..]
+                padded.fill(x.as_bytes(), pad, flip, buffer.as_bytes_mut())?;
+                buffer.as_bytes()
             }
             None => x.as_bytes(),
         };
@@ -552,8 +636,17 @@ impl EvalOp for ConvBlocked {
         let mut output = unsafe { Tensor::uninitialized_dt(out_dt, &self.out_shape)? };
         let out = SharedOut(output.as_bytes_mut().as_mut_ptr());
         let panels = self.cols().div_ceil(self.im2col.format.r);
-        let blocks = panels.div_ceil(self.block_panels);
-        let avx2 = Requant::has_avx2();
+        let block_panels = self.block_panels;
+        let blocks = panels.div_ceil(block_panels);
+        let job = Job {
+            src,
+            pad,
+            mm_inputs: &mm_inputs,
+            mode,
+            out,
+            avx2: Requant::has_avx2(),
+            block_panels,
+        };
         let work = self.m * self.cols() * self.im2col.k();
         let mut ids: Vec<u8> = vec![0; blocks];
         let unsigned = out_dt.unquantized() == DatumType::U8;
@@ -562,9 +655,9 @@ impl EvalOp for ConvBlocked {
             // One thread per chunk: the kernel does not split again.
             multithread_tract_scope(Executor::SingleThread, || {
                 if unsigned {
-                    self.run_blocks::<u8>(range, src, pad, &mm_inputs, mode, out, avx2)
+                    self.run_blocks::<u8>(range, &job)
                 } else {
-                    self.run_blocks::<i8>(range, src, pad, &mm_inputs, mode, out, avx2)
+                    self.run_blocks::<i8>(range, &job)
                 }
             })
         })?;
@@ -765,7 +858,7 @@ mod tests {
     }
 
     #[test]
-    fn stride_one_convs_take_the_padded_packing() {
+    fn stride_one_convs_take_the_padded_packing_and_fold_the_u8_offset() {
         let geometries = geometries();
         for (g, (spec, shape)) in geometries.iter().enumerate() {
             let mut m = unblocked(spec, *shape, 0);
@@ -774,6 +867,8 @@ mod tests {
                 if let Some(op) = node.op_as::<ConvBlocked>() {
                     let stride_one = spec.strides.as_ref().unwrap().iter().all(|&s| s == 1);
                     assert_eq!(op.padded.is_some(), stride_one, "geometry {g}");
+                    // The u8 input read directly, tract's offset to i8 folded.
+                    assert_eq!(op.flip, stride_one, "geometry {g}");
                 }
             }
         }
