@@ -17,8 +17,9 @@
 //!
 //! Use [`fuse`] on an optimized model (`into_optimized()`), before making the
 //! plan; [`into_optimized`] runs it with the crate's other passes, [`im2col`]
-//! (int8 convolutions' im2col) and [`maxpool`] (2x2 pooling of 8-bit
-//! tensors).
+//! (int8 convolutions' im2col), [`conv`] (each int8 convolution's im2col,
+//! product and requantization as one op over cache-sized blocks) and
+//! [`maxpool`] (2x2 pooling of 8-bit tensors).
 
 use tract_core::internal::*;
 use tract_core::ops::binary::TypedBinOp;
@@ -448,8 +449,9 @@ fn replace_each<O: TypedOp, R: TypedOp>(
 }
 
 /// Optimize `model` as tract does, fuse its requantization chains, give
-/// its int8 convolutions the faster im2col of [`im2col`] and its 2x2 8-bit
-/// poolings [`maxpool`]: the one way
+/// its int8 convolutions the faster im2col of [`im2col`] then run each as
+/// one blocked op ([`conv`]), and its 2x2 8-bit poolings [`maxpool`]: the
+/// one way
 /// `export` and the runtime prepare a graph, so both run the same.
 pub fn into_optimized(model: TypedModel) -> TractResult<TypedModel> {
     let mut model = model.into_optimized()?;
