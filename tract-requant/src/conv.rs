@@ -9,15 +9,17 @@
 //! writes an i32 tensor (4.7 MB), and [`Requant`] reads that to write the
 //! 8-bit output. Each intermediate goes through memory; the three passes ran
 //! at 4 to 7 GB/s. [`ConvBlocked`] takes a block of panels sized to the cache,
-//! packs it with the same [`Im2colI8K4::panel`], runs the same kernel with the
+//! packs it (stride-1 convs from a padded copy of the input, see [`Padded`];
+//! others with the same [`Im2colI8K4::panel`]), runs the same kernel with the
 //! same fused operations on it (tract-linalg's `run_with_scratch_space`, its
 //! `B` a view of the block), requantizes the block's accumulators with the
 //! same [`Requant`] rows, and goes on to the next block. Blocks are split over
 //! tract's executor threads, each with its own buffers and kernel scratch.
 //!
-//! Every value is computed by the same code as before, so the output is bit
-//! for bit that of the three nodes (tested on random geometries and on the
-//! `edge` int8 model).
+//! The packed bytes of every output position, the kernel and the
+//! requantization are those of the three nodes, so the output is bit for bit
+//! theirs (tested against tract's own conv on ten geometries, one and three
+//! threads, and on the demo int8 model).
 
 use crate::im2col::{interleave, pad_value, Im2colI8K4};
 use crate::{only_successor, Out, Requant};
@@ -45,8 +47,6 @@ pub struct ConvBlocked {
     im2col: Im2colI8K4,
     /// The matrix product the conv had: its kernel, fused ops and shapes.
     mm: OptMatMul,
-    /// Which of the product's inputs is the packed activations.
-    b_slot: usize,
     /// For each of the product's inputs, the index of this op's input that
     /// feeds it (the activations' slot unused).
     mm_inputs: TVec<usize>,
@@ -420,7 +420,6 @@ impl ConvBlocked {
             im2col_inputs: im_node.inputs.len(),
             im2col,
             mm,
-            b_slot,
             mm_inputs,
             requant,
             m,
