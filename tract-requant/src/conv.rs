@@ -136,8 +136,6 @@ struct Job<'a> {
     out: SharedOut,
     /// Whether the requantization runs its AVX2 form.
     avx2: bool,
-    /// Panels per block.
-    block_panels: usize,
 }
 
 /// The output buffer, written by several threads at disjoint columns.
@@ -453,8 +451,8 @@ impl ConvBlocked {
             mode,
             out,
             avx2,
-            block_panels,
         } = *job;
+        let block_panels = self.block_panels;
         let mmm = &*self.mm.mmm[mode];
         let format = &self.im2col.format;
         let r = format.r;
@@ -635,8 +633,7 @@ impl EvalOp for ConvBlocked {
         let mut output = unsafe { Tensor::uninitialized_dt(out_dt, &self.out_shape)? };
         let out = SharedOut(output.as_bytes_mut().as_mut_ptr());
         let panels = self.cols().div_ceil(self.im2col.format.r);
-        let block_panels = self.block_panels;
-        let blocks = panels.div_ceil(block_panels);
+        let blocks = panels.div_ceil(self.block_panels);
         let job = Job {
             src,
             pad,
@@ -644,7 +641,6 @@ impl EvalOp for ConvBlocked {
             mode,
             out,
             avx2: Requant::has_avx2(),
-            block_panels,
         };
         let work = self.m * self.cols() * self.im2col.k();
         let mut ids: Vec<u8> = vec![0; blocks];
