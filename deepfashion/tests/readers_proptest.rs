@@ -94,6 +94,9 @@ fn garble(src: &Path, dst: &Path, edits: &[(usize, usize, String)]) {
         let mut lines: Vec<String> = body.lines().map(str::to_string).collect();
         let n = lines.len();
         match li % 3 {
+            // Earlier edits may have removed every line: only an insert
+            // applies then.
+            _ if n == 0 => lines.push(text.clone()),
             0 => lines[li % n] = text.clone(),
             1 => lines.insert(li % (n + 1), text.clone()),
             _ => {
