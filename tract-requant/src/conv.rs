@@ -480,7 +480,13 @@ impl ConvBlocked {
         let mut acc = unsafe { Tensor::uninitialized_dt(DatumType::I32, &self.block_c_shape)? };
         let acc_row = self.block_c_shape[self.c_n_axis];
         let mut scratch = unsafe { mmm.allocate_scratch_space() };
-        let fact = self.im2col.packed_fact();
+        // The block's B, its length set per block (no allocation per block).
+        let mut b = BlockPanels {
+            fact: self.im2col.packed_fact(),
+            ptr: packed.as_bytes().as_ptr() as usize,
+            panel_bytes: panel_len,
+            mn: 0,
+        };
         let coords: TVec<usize> = tvec![0; self.block_c_shape.len()];
         let mut runs = Vec::new();
         for block in blocks {
@@ -497,15 +503,8 @@ impl ConvBlocked {
                     }
                 }
             }
-            let b = BlockPanels {
-                fact: PackedExoticFact {
-                    mn: (v1 - v0).to_dim(),
-                    ..fact.clone()
-                },
-                ptr: packed.as_bytes().as_ptr() as usize,
-                panel_bytes: panel_len,
-                mn: v1 - v0,
-            };
+            b.mn = v1 - v0;
+            b.fact.mn = (v1 - v0).to_dim();
             let mut specs: TVec<FusedSpec> = tvec!();
             for op in &self.mm.micro_ops {
                 specs.push(match op {
@@ -679,15 +678,7 @@ pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
         let Some((op, inputs, last)) = ConvBlocked::for_node(model, id) else {
             continue;
         };
-        let name = format!("{}.blocked", model.node(last.node).name);
-        let mut patch = TypedModelPatch::new(format!("block the conv of {name}"));
-        let taps = inputs
-            .iter()
-            .map(|i| patch.tap_model(model, *i))
-            .collect::<TractResult<TVec<_>>>()?;
-        let out = patch.wire_node(name, op, &taps)?[0];
-        patch.shunt_outside(model, last, out)?;
-        patch.apply(model)?;
+        crate::replace_outlet(model, last, "blocked", op, &inputs)?;
         replaced += 1;
     }
     if replaced > 0 {
@@ -699,7 +690,7 @@ pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::{bytes, tensor};
+    use crate::test_data::{bytes, run_both, same_bytes, tensor};
     use tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
     use tract_core::ops::nn::DataFormat;
     use tract_core::tract_linalg::multithread::set_threading_element_threshold;
@@ -824,18 +815,10 @@ mod tests {
                 &bytes(shape.iter().product(), 100 + g as u32),
                 DatumType::U8,
             );
-            let want = reference
-                .into_runnable()
-                .unwrap()
-                .run(tvec!(x.clone().into()))
-                .unwrap();
-            let got = multithread_tract_scope(executor.clone(), || {
-                ours.into_runnable().unwrap().run(tvec!(x.into())).unwrap()
-            });
+            let (want, got) = run_both(reference, ours, x, &executor);
             assert_eq!(got[0].shape(), want[0].shape(), "geometry {g}");
             assert!(
-                got[0].try_as_plain_ram().unwrap().as_bytes()
-                    == want[0].try_as_plain_ram().unwrap().as_bytes(),
+                same_bytes(&got[0], &want[0]),
                 "geometry {g}: outputs differ"
             );
         }

@@ -430,10 +430,10 @@ pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::{bytes, tensor};
+    use crate::test_data::{bytes, run_both, tensor};
     use tract_core::ops::cnn::{PaddingSpec, PoolSpec};
     use tract_core::tract_linalg::mmm::MatMatMul;
-    use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+    use tract_core::tract_linalg::multithread::Executor;
     use tract_core::tract_linalg::MmmDispatch;
 
     /// One kernel per distinct `PackedI8K4` activation format this host can
@@ -573,14 +573,7 @@ mod tests {
                     );
                     let data = bytes(shape.iter().product(), g as u32);
                     let x = tensor(&shape, &data, dt);
-                    let want = reference
-                        .into_runnable()
-                        .unwrap()
-                        .run(tvec!(x.clone().into()))
-                        .unwrap();
-                    let got = multithread_tract_scope(executor.clone(), || {
-                        ours.into_runnable().unwrap().run(tvec!(x.into())).unwrap()
-                    });
+                    let (want, got) = run_both(reference, ours, x, &executor);
                     assert_eq!(got[0].datum_type(), want[0].datum_type());
                     let (w, g_) = (packed(&want[0]), packed(&got[0]));
                     assert_eq!(g_.1, w.1, "panel bytes, geometry {g}, {:?}", kernel.0);

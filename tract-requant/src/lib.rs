@@ -448,6 +448,28 @@ fn replace_each<O: TypedOp, R: TypedOp>(
     Ok(replaced)
 }
 
+/// Wire `op` over `inputs` and send what read `last` to its output instead
+/// (the nodes that only fed `last` go with the next `compact`). The new node
+/// is named after `last`'s node with `suffix`. The shared patch of the
+/// [`fuse`] and [`conv`] passes.
+fn replace_outlet<O: TypedOp>(
+    model: &mut TypedModel,
+    last: OutletId,
+    suffix: &str,
+    op: O,
+    inputs: &[OutletId],
+) -> TractResult<()> {
+    let name = format!("{}.{suffix}", model.node(last.node).name);
+    let mut patch = TypedModelPatch::new(format!("{suffix}: {name}"));
+    let taps = inputs
+        .iter()
+        .map(|i| patch.tap_model(model, *i))
+        .collect::<TractResult<TVec<_>>>()?;
+    let out = patch.wire_node(name, op, &taps)?[0];
+    patch.shunt_outside(model, last, out)?;
+    patch.apply(model)
+}
+
 /// Optimize `model` as tract does, fuse its requantization chains, give
 /// its int8 convolutions the faster im2col of [`im2col`] then run each as
 /// one blocked op ([`conv`]), and its 2x2 8-bit poolings [`maxpool`]: the
@@ -472,12 +494,7 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<usize> {
         let Some((op, acc, last)) = match_chain(model, id) else {
             continue;
         };
-        let name = format!("{}.requant", model.node(last.node).name);
-        let mut patch = TypedModelPatch::new(format!("fuse requantization into {name}"));
-        let input = patch.tap_model(model, acc)?;
-        let out = patch.wire_node(name, op, &[input])?[0];
-        patch.shunt_outside(model, last, out)?;
-        patch.apply(model)?;
+        replace_outlet(model, last, "requant", op, &[acc])?;
         fused += 1;
     }
     if fused > 0 {
@@ -493,6 +510,7 @@ mod tests;
 #[cfg(test)]
 mod test_data {
     use tract_core::internal::*;
+    use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
 
     /// A deterministic spread of bytes (xorshift), different per seed.
     pub fn bytes(len: usize, seed: u32) -> Vec<u8> {
@@ -505,6 +523,30 @@ mod test_data {
                 (s >> 8) as u8
             })
             .collect()
+    }
+
+    /// Run `reference` and `ours` on `x`, `ours` under `executor`: what
+    /// each plan outputs.
+    pub fn run_both(
+        reference: TypedModel,
+        ours: TypedModel,
+        x: Tensor,
+        executor: &Executor,
+    ) -> (TVec<TValue>, TVec<TValue>) {
+        let want = reference
+            .into_runnable()
+            .unwrap()
+            .run(tvec!(x.clone().into()))
+            .unwrap();
+        let got = multithread_tract_scope(executor.clone(), || {
+            ours.into_runnable().unwrap().run(tvec!(x.into())).unwrap()
+        });
+        (want, got)
+    }
+
+    /// Whether two plain tensors hold the same bytes.
+    pub fn same_bytes(a: &Tensor, b: &Tensor) -> bool {
+        a.try_as_plain_ram().unwrap().as_bytes() == b.try_as_plain_ram().unwrap().as_bytes()
     }
 
     /// A tensor of `shape` holding `data` as `dt` (u8, i8 or a quantized

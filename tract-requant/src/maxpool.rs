@@ -192,9 +192,9 @@ pub fn replace(model: &mut TypedModel) -> TractResult<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::{bytes, tensor};
+    use crate::test_data::{bytes, run_both, same_bytes, tensor};
     use tract_core::ops::cnn::{MaxPool, PoolSpec};
-    use tract_core::tract_linalg::multithread::{multithread_tract_scope, Executor};
+    use tract_core::tract_linalg::multithread::Executor;
 
     /// `source -> MaxPool` (`k` x `k`, stride 2), optimized by tract (into
     /// its `OptMaxPool`).
@@ -239,19 +239,11 @@ mod tests {
                 assert_eq!(replace(&mut ours).unwrap(), 1, "{shape:?} {dt:?}");
                 let len: usize = shape.iter().product();
                 let x = tensor(shape, &bytes(len, len as u32), dt);
-                let want = reference
-                    .into_runnable()
-                    .unwrap()
-                    .run(tvec!(x.clone().into()))
-                    .unwrap();
-                let got = multithread_tract_scope(executor.clone(), || {
-                    ours.into_runnable().unwrap().run(tvec!(x.into())).unwrap()
-                });
+                let (want, got) = run_both(reference, ours, x, &executor);
                 assert_eq!(got[0].shape(), want[0].shape(), "{shape:?} {dt:?}");
                 assert_eq!(got[0].datum_type(), want[0].datum_type());
                 assert!(
-                    got[0].try_as_plain_ram().unwrap().as_bytes()
-                        == want[0].try_as_plain_ram().unwrap().as_bytes(),
+                    same_bytes(&got[0], &want[0]),
                     "{shape:?} {dt:?}: outputs differ"
                 );
             }
