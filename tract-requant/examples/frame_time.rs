@@ -42,7 +42,7 @@ fn main() -> TractResult<()> {
         Executor::SingleThread
     };
     let options = RunOptions {
-        executor: Some(executor),
+        executor: Some(executor.clone()),
         ..Default::default()
     };
     let plan = SimplePlan::new_with_options(model, &options)?;
@@ -51,7 +51,7 @@ fn main() -> TractResult<()> {
     state.run(tvec!(x.clone().into()))?;
     let start = Instant::now();
     for _ in 0..runs {
-        state.run(tvec!(x.clone().into()))?;
+        in_pool(&executor, || state.run(tvec!(x.clone().into())))?;
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
     println!("{path}: {ms:.3} ms per frame ({threads} thread(s), mean of {runs})");
@@ -59,11 +59,13 @@ fn main() -> TractResult<()> {
         // Per node, summed over the runs: the slowest 25 and the total per op.
         let mut totals = vec![0f64; plan.model().nodes().len()];
         for _ in 0..runs {
-            state.run_plan_with_eval(tvec!(x.clone().into()), |ctx, st, node, inputs| {
-                let start = Instant::now();
-                let r = tract_core::plan::eval(ctx, st, node, inputs);
-                totals[node.id] += start.elapsed().as_secs_f64() * 1e3 / runs as f64;
-                r
+            in_pool(&executor, || {
+                state.run_plan_with_eval(tvec!(x.clone().into()), |ctx, st, node, inputs| {
+                    let start = Instant::now();
+                    let r = tract_core::plan::eval(ctx, st, node, inputs);
+                    totals[node.id] += start.elapsed().as_secs_f64() * 1e3 / runs as f64;
+                    r
+                })
             })?;
         }
         let nodes = plan.model().nodes();
@@ -88,4 +90,13 @@ fn main() -> TractResult<()> {
         }
     }
     Ok(())
+}
+
+/// Run `f` as the runtime runs a frame: with several threads, on a thread
+/// of tract's pool (no hand-over to the pool and back per parallel op).
+fn in_pool<R: Send>(executor: &Executor, f: impl FnOnce() -> R + Send) -> R {
+    match executor {
+        Executor::MultiThread(pool) => pool.install(f),
+        _ => f(),
+    }
 }

@@ -489,6 +489,8 @@ impl ConvBlocked {
         };
         let coords: TVec<usize> = tvec![0; self.block_c_shape.len()];
         let mut runs = Vec::new();
+        // One requantized row of a block, before its runs are copied out.
+        let mut line = vec![T::from_i32(0); acc_row];
         for block in blocks {
             let p0 = block * block_panels;
             let p1 = (p0 + block_panels).min(panels);
@@ -543,20 +545,30 @@ impl ConvBlocked {
             }
             let acc = acc.try_as_plain_ram()?;
             let acc = acc.as_slice::<i32>()?;
+            let cols = v1 - v0;
             for row in 0..self.m {
                 let channel = if self.requant.scale.len() == 1 {
                     0
                 } else {
                     row
                 };
-                for &(from, to, len) in &runs {
+                let x = &acc[row * acc_row..][..cols];
+                let out_row = |to: usize, len: usize| {
                     // SAFETY: row `row`, output positions `to..to + len` of
                     // the m x n output: this block's alone.
-                    let y = unsafe {
+                    unsafe {
                         std::slice::from_raw_parts_mut((out.0 as *mut T).add(row * n + to), len)
-                    };
-                    let x = &acc[row * acc_row + from..][..len];
-                    self.requant.row(x, y, channel, avx2);
+                    }
+                };
+                if let [(0, to, len)] = runs[..] {
+                    self.requant.row(&x[..len], out_row(to, len), channel, avx2);
+                } else {
+                    // Short runs (rows of a padded plane): the whole row at
+                    // once, in full vectors, then the runs copied out.
+                    self.requant.row(x, &mut line[..cols], channel, avx2);
+                    for &(from, to, len) in &runs {
+                        out_row(to, len).copy_from_slice(&line[from..from + len]);
+                    }
                 }
             }
         }

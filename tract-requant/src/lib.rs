@@ -112,10 +112,13 @@ impl TypedOp for Requant {
 
 /// An 8-bit output element.
 trait Out: Copy {
+    /// Whether the type is `i8` (`u8` otherwise).
+    const SIGNED: bool;
     fn from_i32(v: i32) -> Self;
 }
 
 impl Out for u8 {
+    const SIGNED: bool = false;
     #[inline(always)]
     fn from_i32(v: i32) -> Self {
         v as u8
@@ -123,6 +126,7 @@ impl Out for u8 {
 }
 
 impl Out for i8 {
+    const SIGNED: bool = true;
     #[inline(always)]
     fn from_i32(v: i32) -> Self {
         v as i8
@@ -218,11 +222,86 @@ impl Requant {
         }
     }
 
-    /// [`Self::row_fast`] with AVX2 enabled.
+    /// [`Self::row_fast`]'s arithmetic in AVX2, 32 then 8 values per step: convert,
+    /// scale, clamp to `[lo - zero_point, hi - zero_point]`, round half to
+    /// even (`cvtps2dq` in the default rounding mode), add the zero point,
+    /// and narrow with saturating packs (the values are already in range).
+    /// The rest of the row goes through [`Self::row_fast`]. Exact under the
+    /// same condition, checked from the row's smallest and largest input.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn row_fast_avx2<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) -> bool {
-        self.row_fast(x, y, scale)
+        use std::arch::x86_64::*;
+        let n = x.len().min(y.len());
+        let (mut lows, mut highs) = ([0i32; 8], [0i32; 8]);
+        // SAFETY: AVX2 is enabled here (the caller checked the CPU); each
+        // step reads 32 (or 8) values at i of `x` and writes as many at i
+        // of `y` (i + 32 <= n, or i + 8 <= n, n the shorter length); the
+        // last stores write the two 8-value arrays.
+        let i = unsafe {
+            let (a, b) = self.bounds();
+            let (s, va, vb) = (_mm256_set1_ps(scale), _mm256_set1_ps(a), _mm256_set1_ps(b));
+            let zp = _mm256_set1_epi32(self.zero_point);
+            // The packs below interleave 128-bit lanes; this puts the four
+            // bytes of each eight-value group back in order.
+            let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+            let (mut min, mut max) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            // Eight values: scaled, clamped, rounded, offset (i32 lanes).
+            let mut eight = |p: *const i32| {
+                let v = _mm256_loadu_si256(p as *const __m256i);
+                min = _mm256_min_epi32(min, v);
+                max = _mm256_max_epi32(max, v);
+                let f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), s);
+                let f = _mm256_min_ps(_mm256_max_ps(f, va), vb);
+                _mm256_add_epi32(_mm256_cvtps_epi32(f), zp)
+            };
+            // Bytes from two vectors of i16 (saturating: already in range).
+            let narrow = |a: __m256i, b: __m256i| {
+                let bytes = if T::SIGNED {
+                    _mm256_packs_epi16(a, b)
+                } else {
+                    _mm256_packus_epi16(a, b)
+                };
+                _mm256_permutevar8x32_epi32(bytes, order)
+            };
+            let mut i = 0;
+            while i + 32 <= n {
+                let p = x.as_ptr().add(i);
+                let (q0, q1) = (eight(p), eight(p.add(8)));
+                let (q2, q3) = (eight(p.add(16)), eight(p.add(24)));
+                let bytes = narrow(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+                _mm256_storeu_si256(y.as_mut_ptr().add(i) as *mut __m256i, bytes);
+                i += 32;
+            }
+            while i + 8 <= n {
+                let w = _mm256_packs_epi32(eight(x.as_ptr().add(i)), _mm256_setzero_si256());
+                let bytes = narrow(w, w);
+                _mm_storel_epi64(
+                    y.as_mut_ptr().add(i) as *mut __m128i,
+                    _mm256_castsi256_si128(bytes),
+                );
+                i += 8;
+            }
+            _mm256_storeu_si256(lows.as_mut_ptr() as *mut __m256i, min);
+            _mm256_storeu_si256(highs.as_mut_ptr() as *mut __m256i, max);
+            i
+        };
+        let largest = lows.iter().chain(&highs).map(|v| v.unsigned_abs()).max();
+        let blocks_exact = (largest.unwrap_or(0) as f32 * scale).abs() < Self::LIMIT;
+        self.row_fast(&x[i..n], &mut y[i..n], scale) && blocks_exact
+    }
+
+    /// Beyond this `|x * scale|` the fast paths are not exact: `2^30`.
+    const LIMIT: f32 = 1_073_741_824.0;
+
+    /// The clamp bounds relative to the zero point, `lo - zero_point` and
+    /// `hi - zero_point`, as f32 (integers below `2^17`, exact).
+    #[inline(always)]
+    fn bounds(&self) -> (f32, f32) {
+        (
+            self.lo.wrapping_sub(self.zero_point) as f32,
+            self.hi.wrapping_sub(self.zero_point) as f32,
+        )
     }
 
     /// One row in f32 arithmetic, branch-free so that the compiler
@@ -230,27 +309,26 @@ impl Requant {
     /// it checks: returns false (and the row must be redone exactly)
     /// otherwise.
     ///
-    /// Why exact: below `2^22`, adding and subtracting `1.5 * 2^23` rounds
-    /// half to even; beyond it the rounded value may be off but stays beyond
-    /// `2^21`, as is the exact one, and both clamp to the same bound (zero
-    /// point and bounds are below `2^16`, f32 rounding is monotonic). Below
-    /// `2^30` no i32 saturates or wraps, so the float sum and clamp equal
-    /// the integer ones.
+    /// Why exact: below `2^30` no i32 saturates or wraps, so the float
+    /// rounding, sum and clamp equal tract's. Clamping to the integers
+    /// `[lo - zero_point, hi - zero_point]` before rounding gives what
+    /// clamping after it gives (rounding is monotonic and keeps integers);
+    /// the clamped value is below `2^17`, where adding and subtracting
+    /// `1.5 * 2^23` rounds half to even.
     #[inline(always)]
     fn row_fast<T: Out>(&self, x: &[i32], y: &mut [T], scale: f32) -> bool {
         const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-        const LIMIT: f32 = 1_073_741_824.0; // 2^30
-        let (zp, lo, hi) = (self.zero_point as f32, self.lo as f32, self.hi as f32);
+        let (a, b) = self.bounds();
+        let zp = self.zero_point;
         let mut big = 0u32;
         for (x, y) in x.iter().zip(y.iter_mut()) {
             let v = *x as f32 * scale;
-            big |= (v.abs() >= LIMIT) as u32;
-            let r = (v + MAGIC) - MAGIC;
-            let c = r + zp;
-            let c = if c < lo { lo } else { c };
-            let c = if c > hi { hi } else { c };
-            // SAFETY: `c` is finite and within [lo, hi], inside i32.
-            *y = T::from_i32(unsafe { c.to_int_unchecked::<i32>() });
+            big |= (v.abs() >= Self::LIMIT) as u32;
+            let c = if v < a { a } else { v };
+            let c = if c > b { b } else { c };
+            let r = (c + MAGIC) - MAGIC;
+            // SAFETY: `r` is an integer within [a, b], inside i32.
+            *y = T::from_i32(unsafe { r.to_int_unchecked::<i32>() } + zp);
         }
         big == 0
     }
