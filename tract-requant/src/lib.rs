@@ -31,6 +31,8 @@ use tract_core::tract_linalg::multithread::par_chunks_mut;
 pub mod conv;
 pub mod im2col;
 pub mod maxpool;
+pub mod quantize;
+pub mod reduce;
 
 /// One fused requantization: `clamp(round_half_even(x * scale[c]) +
 /// zero_point, lo, hi)` from an i32 tensor into an 8-bit one, `c` the index
@@ -559,6 +561,8 @@ pub fn into_optimized(model: TypedModel) -> TractResult<TypedModel> {
     im2col::replace(&mut model)?;
     conv::replace(&mut model)?;
     maxpool::replace(&mut model)?;
+    reduce::replace(&mut model)?;
+    quantize::replace(&mut model)?;
     Ok(model)
 }
 
