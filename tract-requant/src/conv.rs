@@ -170,6 +170,8 @@ struct Padded {
     ow: usize,
     /// For each k, the offset of its value from a virtual position.
     offsets: Vec<usize>,
+    /// The largest of `offsets`.
+    max_offset: usize,
     /// Virtual positions: `(oh - 1) * iwp + ow`.
     n: usize,
     /// Bytes of the buffer: every plane, and what the last panel's lanes
@@ -207,7 +209,8 @@ impl Padded {
             .collect();
         let n = (oh - 1) * iwp + ow;
         let r = im.format.r;
-        let len = (channels * ihp * iwp).max(n.div_ceil(r) * r + offsets.iter().max()?);
+        let max_offset = *offsets.iter().max()?;
+        let len = (channels * ihp * iwp).max(n.div_ceil(r) * r + max_offset);
         Some(Padded {
             channels,
             ih,
@@ -218,6 +221,7 @@ impl Padded {
             left: left as usize,
             ow,
             offsets,
+            max_offset,
             n,
             len,
         })
@@ -261,12 +265,26 @@ impl Padded {
     fn panel(&self, p: usize, r: usize, buf: &[u8], out: &mut [u8]) {
         const ZEROS: [u8; 64] = [0; 64];
         let v = p * r;
-        for (offs, block) in self.offsets.chunks(4).zip(out.chunks_exact_mut(4 * r)) {
-            let row = |t: usize| match offs.get(t) {
+        assert!(
+            v + self.max_offset + r <= buf.len(),
+            "panel {p} reads past the padded buffer"
+        );
+        let groups = self.offsets.len() / 4;
+        let (full, rest) = self.offsets.split_at(4 * groups);
+        let (head, tail) = out.split_at_mut(4 * r * groups);
+        let base = buf[v..].as_ptr();
+        for (offs, block) in full.chunks_exact(4).zip(head.chunks_exact_mut(4 * r)) {
+            // SAFETY: every offset is at most `max_offset`, and `v +
+            // max_offset + r` is within `buf` (asserted above).
+            let row = |t: usize| unsafe { std::slice::from_raw_parts(base.add(offs[t]), r) };
+            interleave([row(0), row(1), row(2), row(3)], r, block);
+        }
+        if !rest.is_empty() {
+            let row = |t: usize| match rest.get(t) {
                 Some(&o) => &buf[v + o..v + o + r],
                 None => &ZEROS[..r],
             };
-            interleave([row(0), row(1), row(2), row(3)], r, block);
+            interleave([row(0), row(1), row(2), row(3)], r, tail);
         }
     }
 
