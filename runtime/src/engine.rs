@@ -233,18 +233,15 @@ impl Engine {
     /// Run the graph on the current input and copy the outputs into
     /// [`Engine::outputs`].
     ///
-    /// With several threads the whole run happens inside tract's thread
-    /// pool: each parallel op then splits its work from a pool thread, with
-    /// no hand-over to the pool and back per op (1.1 ms of a 9.3 ms frame
-    /// on the `edge` int8 model, 2 threads).
+    /// With several threads the whole run happens on a thread of tract's
+    /// pool while its other threads poll for work
+    /// ([`tract_requant::pool::run_in_pool`]): each parallel op then splits
+    /// its work with no hand-over to the pool and back, and no thread to
+    /// wake.
     pub fn run(&mut self) -> anyhow::Result<()> {
-        use tract_linalg::multithread::Executor;
         let input = TValue::from_const(self.input.clone());
         let state = &mut self.state;
-        let result = match &self.executor {
-            Executor::MultiThread(pool) => pool.install(|| state.run(tvec![input]))?,
-            _ => state.run(tvec![input])?,
-        };
+        let result = tract_requant::pool::run_in_pool(&self.executor, || state.run(tvec![input]))?;
         let o = &mut self.outputs;
         let get = |k: usize| -> anyhow::Result<&[f32]> {
             let t = &result[self.output_index[k]];

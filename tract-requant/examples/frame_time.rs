@@ -10,6 +10,7 @@ use tract_core::runtime::RunOptions;
 use tract_core::tract_linalg::multithread::Executor;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
+use tract_requant::pool::run_in_pool;
 
 fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -51,7 +52,7 @@ fn main() -> TractResult<()> {
     state.run(tvec!(x.clone().into()))?;
     let start = Instant::now();
     for _ in 0..runs {
-        in_pool(&executor, || state.run(tvec!(x.clone().into())))?;
+        run_in_pool(&executor, || state.run(tvec!(x.clone().into())))?;
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
     println!("{path}: {ms:.3} ms per frame ({threads} thread(s), mean of {runs})");
@@ -59,7 +60,7 @@ fn main() -> TractResult<()> {
         // Per node, summed over the runs: the slowest 25 and the total per op.
         let mut totals = vec![0f64; plan.model().nodes().len()];
         for _ in 0..runs {
-            in_pool(&executor, || {
+            run_in_pool(&executor, || {
                 state.run_plan_with_eval(tvec!(x.clone().into()), |ctx, st, node, inputs| {
                     let start = Instant::now();
                     let r = tract_core::plan::eval(ctx, st, node, inputs);
@@ -90,13 +91,4 @@ fn main() -> TractResult<()> {
         }
     }
     Ok(())
-}
-
-/// Run `f` as the runtime runs a frame: with several threads, on a thread
-/// of tract's pool (no hand-over to the pool and back per parallel op).
-fn in_pool<R: Send>(executor: &Executor, f: impl FnOnce() -> R + Send) -> R {
-    match executor {
-        Executor::MultiThread(pool) => pool.install(f),
-        _ => f(),
-    }
 }

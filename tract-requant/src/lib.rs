@@ -18,8 +18,10 @@
 //! Use [`fuse`] on an optimized model (`into_optimized()`), before making the
 //! plan; [`into_optimized`] runs it with the crate's other passes, [`im2col`]
 //! (int8 convolutions' im2col), [`conv`] (each int8 convolution's im2col,
-//! product and requantization as one op over cache-sized blocks) and
-//! [`maxpool`] (2x2 pooling of 8-bit tensors).
+//! product and requantization as one op over cache-sized blocks),
+//! [`maxpool`] (2x2 pooling of 8-bit tensors), [`reduce`] (f32 maximum over
+//! a middle axis) and [`quantize`] (f32 to u8). [`pool::run_in_pool`] runs a
+//! plan on tract's thread pool with its other threads kept polling.
 
 use tract_core::internal::*;
 use tract_core::ops::binary::TypedBinOp;
@@ -31,6 +33,7 @@ use tract_core::tract_linalg::multithread::par_chunks_mut;
 pub mod conv;
 pub mod im2col;
 pub mod maxpool;
+pub mod pool;
 pub mod quantize;
 pub mod reduce;
 
